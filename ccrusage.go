@@ -1,0 +1,408 @@
+// Package ccrusage tracks the daily usage of LLM providers behind
+// claude-code-router (CCR), inline on every request, and raises alerts as
+// each provider nears its daily limits.
+//
+// A Tracker counts requests per provider and task type (the CCR route:
+// default, background, think, longContext, webSearch, image), tokens by
+// kind, failures and fallbacks. A service records each request before
+// sending it, with Tracker.Begin and an estimate, and settles it with the
+// actual usage from the response through the returned Request; Tracker.Record
+// does both at once when the usage is already known. Tracker.Status tells,
+// without changing anything, how close a provider is to its limits, so a
+// caller can choose another route before sending.
+//
+// Each provider has daily request and token limits. EvaluateQuota turns
+// usage and a limit into a ratio and a Level: INFO, WARNING from 80 % and
+// CRITICAL from 95 % by default (see Thresholds). Every change of level is
+// sent once, as an Alert, to the AlertSink the caller configures; SlogSink
+// writes them to a *slog.Logger.
+//
+// A provider's day starts at calendar midnight in its own time zone. The
+// Tracker derives the day from its Clock on every call, with no timer and
+// no goroutine, so tests drive it across midnight with a ManualClock.
+//
+// A Tracker is safe for concurrent use by multiple goroutines. Recording
+// takes no lock unless the call starts a new day or changes a level.
+package ccrusage
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MaxNameLength is the longest provider or task name a Tracker accepts, in
+// bytes.
+const MaxNameLength = 128
+
+// ErrInvalidName is returned, wrapped with the offending name, when a
+// provider name is empty or a provider or task name is longer than
+// MaxNameLength.
+var ErrInvalidName = errors.New("invalid name")
+
+// Config configures a Tracker. The zero value is valid: real clock, no
+// alerts, default thresholds, days in UTC, no limits.
+type Config struct {
+	// Clock is read once per call. Nil means the system clock.
+	Clock Clock
+	// Sink receives alerts. Nil discards them.
+	Sink AlertSink
+	// Thresholds sets the WARNING and CRITICAL fractions; zero fields mean
+	// the defaults.
+	Thresholds Thresholds
+	// Location is the time zone of the days of providers that do not set
+	// their own. Nil means UTC; the host's local zone is never used
+	// implicitly.
+	Location *time.Location
+	// Providers configures providers up front: their zones and limits.
+	// Providers not listed here are tracked on first use, in Location and
+	// without limits.
+	Providers []ProviderConfig
+	// MaxProviders bounds the number of distinct provider names, configured
+	// ones included; later names are counted under OverflowName. Zero means
+	// DefaultMaxProviders.
+	MaxProviders int
+	// MaxTasks bounds the number of distinct task names; later names are
+	// counted under OverflowName. Zero means DefaultMaxTasks.
+	MaxTasks int
+}
+
+// ProviderConfig configures one provider.
+type ProviderConfig struct {
+	// Name is the provider's name as requests are recorded under it.
+	Name string
+	// Location is the time zone whose calendar days the provider's limits
+	// reset on, such as America/Los_Angeles for Gemini's free tier. Nil means
+	// Config.Location.
+	Location *time.Location
+	// Limits are the daily limits; zero fields mean unlimited.
+	Limits Limits
+}
+
+// Tracker counts usage per provider and task type per day and evaluates
+// each provider's daily limits. Create one with New.
+type Tracker struct {
+	clock     Clock
+	sink      AlertSink
+	ppm       thresholdsPPM
+	th        Thresholds // with defaults filled in
+	loc       *time.Location
+	maxProv   int
+	maxTasks  int
+	started   time.Time
+	store     store
+	requests  sync.Pool // of *requestState
+	taskSlots int       // maxTasks plus one for OverflowName
+
+	// providers maps names to state and tasks maps task names to indexes
+	// into each day's counters. Both are copied on write under mu and read
+	// without it.
+	providers atomic.Pointer[map[string]*provider]
+	tasks     atomic.Pointer[map[string]int]
+
+	mu        sync.Mutex // guards adding providers and tasks, and taskNames
+	taskNames []string   // task names by index
+
+	invalidInputs atomic.Int64
+	sinkPanics    atomic.Int64
+	lateUsage     atomic.Int64
+}
+
+// New returns a Tracker configured by cfg. It returns an error naming the
+// field and value when a threshold is invalid (see Thresholds), a bound or
+// a limit is negative, or a provider is listed twice, unnamed or past
+// MaxProviders. New starts no goroutine.
+func New(cfg Config) (*Tracker, error) {
+	ppm, err := cfg.Thresholds.ppm()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxProviders < 0 {
+		return nil, fmt.Errorf("ccrusage: invalid MaxProviders %d: must not be negative", cfg.MaxProviders)
+	}
+	if cfg.MaxTasks < 0 {
+		return nil, fmt.Errorf("ccrusage: invalid MaxTasks %d: must not be negative", cfg.MaxTasks)
+	}
+
+	tr := &Tracker{
+		clock:    cfg.Clock,
+		sink:     cfg.Sink,
+		ppm:      ppm,
+		th:       cfg.Thresholds.withDefaults(),
+		loc:      cfg.Location,
+		maxProv:  cfg.MaxProviders,
+		maxTasks: cfg.MaxTasks,
+		store:    memoryStore{},
+	}
+	if tr.clock == nil {
+		tr.clock = realClock{}
+	}
+	if tr.loc == nil {
+		tr.loc = time.UTC
+	}
+	if tr.maxProv == 0 {
+		tr.maxProv = DefaultMaxProviders
+	}
+	if tr.maxTasks == 0 {
+		tr.maxTasks = DefaultMaxTasks
+	}
+	tr.taskSlots = tr.maxTasks + 1
+	tr.requests.New = func() any { return new(requestState) }
+	now := tr.clock.Now()
+	tr.started = now
+
+	providers := make(map[string]*provider, len(cfg.Providers))
+	for i, pc := range cfg.Providers {
+		if err := checkName("provider", pc.Name); err != nil {
+			return nil, fmt.Errorf("%w (Providers[%d])", err, i)
+		}
+		if _, dup := providers[pc.Name]; dup {
+			return nil, fmt.Errorf("ccrusage: provider %q is configured twice", pc.Name)
+		}
+		if pc.Name == OverflowName {
+			return nil, fmt.Errorf("ccrusage: provider name %q is reserved for names past MaxProviders", pc.Name)
+		}
+		if len(providers) == tr.maxProv {
+			return nil, fmt.Errorf("ccrusage: %d providers configured, more than MaxProviders %d", len(cfg.Providers), tr.maxProv)
+		}
+		if err := pc.Limits.validate(pc.Name); err != nil {
+			return nil, err
+		}
+		p := tr.newProvider(pc.Name, pc.Location, now)
+		p.limits = pc.Limits
+		p.setNextLocked(p.today.Load())
+		providers[pc.Name] = p
+	}
+	tr.providers.Store(&providers)
+	tasks := make(map[string]int)
+	tr.tasks.Store(&tasks)
+	return tr, nil
+}
+
+func (l Limits) validate(name string) error {
+	if l.Requests < 0 {
+		return fmt.Errorf("ccrusage: invalid request limit %d for provider %q: must not be negative (0 means unlimited)", l.Requests, name)
+	}
+	if l.Tokens < 0 {
+		return fmt.Errorf("ccrusage: invalid token limit %d for provider %q: must not be negative (0 means unlimited)", l.Tokens, name)
+	}
+	return nil
+}
+
+// checkName validates a provider or task name.
+func checkName(kind, name string) error {
+	if name == "" && kind == "provider" {
+		return fmt.Errorf("ccrusage: %w: provider name %q is empty", ErrInvalidName, name)
+	}
+	if len(name) > MaxNameLength {
+		return fmt.Errorf("ccrusage: %w: %s name %.32q... is %d bytes, longer than %d", ErrInvalidName, kind, name, len(name), MaxNameLength)
+	}
+	return nil
+}
+
+func (tr *Tracker) newProvider(name string, loc *time.Location, now time.Time) *provider {
+	if loc == nil {
+		loc = tr.loc
+	}
+	p := &provider{name: name, loc: loc, ppm: tr.ppm, th: tr.th, taskSlots: tr.taskSlots}
+	p.today.Store(newDay(DateOf(now, loc), loc, tr.taskSlots))
+	return p
+}
+
+// provider returns the state of name, creating it on first use. Past
+// MaxProviders, new names map to OverflowName.
+func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
+	if p, ok := (*tr.providers.Load())[name]; ok {
+		return p, nil
+	}
+	if err := checkName("provider", name); err != nil {
+		return nil, err
+	}
+
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	old := *tr.providers.Load()
+	if p, ok := old[name]; ok {
+		return p, nil
+	}
+	if _, ok := old[OverflowName]; ok || len(old) >= tr.maxProv {
+		name = OverflowName
+		if p, ok := old[name]; ok {
+			return p, nil
+		}
+	}
+	next := make(map[string]*provider, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	p := tr.newProvider(name, nil, now)
+	next[name] = p
+	tr.providers.Store(&next)
+	return p, nil
+}
+
+// task returns the index of a task name, adding it on first use. An empty
+// name means TaskDefault. Past MaxTasks, new names map to OverflowName.
+func (tr *Tracker) task(name string) (int, error) {
+	if name == "" {
+		name = TaskDefault
+	}
+	if i, ok := (*tr.tasks.Load())[name]; ok {
+		return i, nil
+	}
+	if err := checkName("task", name); err != nil {
+		return 0, err
+	}
+
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	old := *tr.tasks.Load()
+	if i, ok := old[name]; ok {
+		return i, nil
+	}
+	if len(tr.taskNames) >= tr.maxTasks {
+		name = OverflowName
+		if i, ok := old[name]; ok {
+			return i, nil
+		}
+	}
+	next := make(map[string]int, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	i := len(tr.taskNames)
+	next[name] = i
+	tr.taskNames = append(tr.taskNames, name)
+	tr.tasks.Store(&next)
+	return i, nil
+}
+
+// Record counts one served request of provider for task with its actual
+// usage, on the day of the current time in the provider's zone. It is Begin
+// and Request.Finish in one call, for callers that learn the usage and the
+// request together. An empty task means TaskDefault. Record returns an error
+// wrapping ErrInvalidName, and records nothing, when provider is empty or a
+// name is longer than MaxNameLength. Negative token counts are recorded as
+// zero and counted in Snapshot.InvalidInputs.
+func (tr *Tracker) Record(provider, task string, u Usage) error {
+	now := tr.clock.Now()
+	p, ti, err := tr.resolve(provider, task, now)
+	if err != nil {
+		return err
+	}
+	tr.record(p, ti, now, u)
+	return nil
+}
+
+// resolve returns the state of provider and the index of task.
+func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int, error) {
+	ti, err := tr.task(task)
+	if err != nil {
+		return nil, 0, err
+	}
+	p, err := tr.provider(provider, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, ti, nil
+}
+
+// Handle is a pre-resolved (provider, task) pair. Recording through a Handle
+// skips the name lookups of Tracker.Record. The zero Handle is not usable;
+// get one from Tracker.Handle. A Handle is safe for concurrent use and stays
+// valid for the Tracker's lifetime.
+type Handle struct {
+	tr   *Tracker
+	p    *provider
+	task int
+}
+
+// Handle returns the Handle for provider and task, adding the names as
+// Record would. It fails as Record does on invalid names.
+func (tr *Tracker) Handle(provider, task string) (Handle, error) {
+	p, ti, err := tr.resolve(provider, task, tr.clock.Now())
+	if err != nil {
+		return Handle{}, err
+	}
+	return Handle{tr: tr, p: p, task: ti}, nil
+}
+
+// Record counts one served request with its actual usage, as
+// Tracker.Record does.
+func (h Handle) Record(u Usage) {
+	h.tr.record(h.p, h.task, h.tr.clock.Now(), u)
+}
+
+func (tr *Tracker) record(p *provider, task int, now time.Time, u Usage) {
+	tr.addServed(p, p.dayAt(now), task, now, u)
+}
+
+// addServed counts one served request with usage u on day d of p.
+func (tr *Tracker) addServed(p *provider, d *day, task int, now time.Time, u Usage) {
+	u, invalid := u.clamp()
+	if invalid {
+		tr.invalidInputs.Add(1)
+	}
+
+	c := d.counters(task)
+	c.requests.add(1)
+	c.addUsage(u)
+	requests := d.requests.add(1)
+	tokens := d.tokens.add(u.Total())
+	if requests >= d.nextRequests.Load() || tokens >= d.nextTokens.Load() {
+		tr.evaluate(p, d, now)
+	}
+}
+
+// evaluate checks d's level after a change of its counts and sends the
+// alert it calls for.
+func (tr *Tracker) evaluate(p *provider, d *day, now time.Time) {
+	p.mu.Lock()
+	a, ok := p.evaluateLocked(d, now)
+	p.mu.Unlock()
+	if ok {
+		tr.send(a)
+	}
+}
+
+// send delivers a to the sink, outside every lock, if the store lets this
+// tracker claim it. A panic in the sink is recovered and counted.
+func (tr *Tracker) send(a Alert) {
+	if tr.sink == nil || !tr.store.claimAlert(a) {
+		return
+	}
+	defer func() {
+		if recover() != nil {
+			tr.sinkPanics.Add(1)
+		}
+	}()
+	tr.sink.Send(a)
+}
+
+// SetLimits replaces provider's daily limits, effective at once for the
+// current day. Raising a limit that brings the provider back below the
+// warning threshold sends one INFO alert; lowering one past a threshold not
+// yet announced today sends that alert. It returns an error naming the value
+// when a limit is negative or the name is invalid.
+func (tr *Tracker) SetLimits(provider string, l Limits) error {
+	if err := l.validate(provider); err != nil {
+		return err
+	}
+	now := tr.clock.Now()
+	p, err := tr.provider(provider, now)
+	if err != nil {
+		return err
+	}
+	d := p.dayAt(now)
+
+	p.mu.Lock()
+	p.limits = l
+	a, ok := p.evaluateLocked(d, now)
+	p.mu.Unlock()
+	if ok {
+		tr.send(a)
+	}
+	return nil
+}

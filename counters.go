@@ -1,0 +1,181 @@
+package ccrusage
+
+import (
+	"math"
+	"sync/atomic"
+)
+
+// Usage is the token usage of one request, by kind, as a provider reports
+// it. Negative values are invalid: a Tracker records them as zero and counts
+// the request in Snapshot.InvalidInputs.
+type Usage struct {
+	InputTokens         int64
+	OutputTokens        int64
+	CacheReadTokens     int64
+	CacheCreationTokens int64
+}
+
+// Total returns the sum of all four kinds, saturating at math.MaxInt64.
+// Negative fields count as zero. A Tracker's daily token limit applies to
+// this sum.
+func (u Usage) Total() int64 {
+	return addSaturating(addSaturating(max(u.InputTokens, 0), max(u.OutputTokens, 0)),
+		addSaturating(max(u.CacheReadTokens, 0), max(u.CacheCreationTokens, 0)))
+}
+
+// clamp returns u with negative fields set to zero, and whether any was
+// negative.
+func (u Usage) clamp() (Usage, bool) {
+	invalid := u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadTokens < 0 || u.CacheCreationTokens < 0
+	if !invalid {
+		return u, false
+	}
+	return Usage{
+		InputTokens:         max(u.InputTokens, 0),
+		OutputTokens:        max(u.OutputTokens, 0),
+		CacheReadTokens:     max(u.CacheReadTokens, 0),
+		CacheCreationTokens: max(u.CacheCreationTokens, 0),
+	}, true
+}
+
+// addSaturating returns a+b for non-negative a and b, or math.MaxInt64 if
+// the sum does not fit.
+func addSaturating(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// counter is a daily count that saturates at math.MaxInt64 instead of
+// wrapping. Once saturated it stays there, because the true value is no
+// longer known.
+type counter struct{ v atomic.Int64 }
+
+// add adds delta, which may be negative, keeping the value within
+// [0, math.MaxInt64], and returns the new value.
+func (c *counter) add(delta int64) int64 {
+	for {
+		old := c.v.Load()
+		if old == math.MaxInt64 || delta == 0 {
+			return old
+		}
+		var next int64
+		switch {
+		case delta > 0:
+			next = addSaturating(old, delta)
+		case delta < -old:
+			next = 0
+		default:
+			next = old + delta
+		}
+		if c.v.CompareAndSwap(old, next) {
+			return next
+		}
+	}
+}
+
+func (c *counter) load() int64 { return c.v.Load() }
+
+// counters are the counts of one provider and task type on one day.
+type counters struct {
+	// requests counts requests recorded and not failed: served, plus begun
+	// and not yet finished.
+	requests counter
+	// failures counts requests that failed or were abandoned.
+	failures counter
+	// fallbacks counts requests abandoned for another provider.
+	fallbacks counter
+	// unknownUsage counts served requests whose usage was not reported.
+	unknownUsage counter
+
+	input         counter
+	output        counter
+	cacheRead     counter
+	cacheCreation counter
+	// estimated holds the estimates of requests whose actual usage has not
+	// arrived: in flight, or finished with unknown usage.
+	estimated counter
+}
+
+// addUsage adds u, which must be clamped, skipping zero kinds so that a
+// typical record costs two atomic operations, not four.
+func (c *counters) addUsage(u Usage) {
+	if u.InputTokens != 0 {
+		c.input.add(u.InputTokens)
+	}
+	if u.OutputTokens != 0 {
+		c.output.add(u.OutputTokens)
+	}
+	if u.CacheReadTokens != 0 {
+		c.cacheRead.add(u.CacheReadTokens)
+	}
+	if u.CacheCreationTokens != 0 {
+		c.cacheCreation.add(u.CacheCreationTokens)
+	}
+}
+
+// Counts are the counts of one provider, one task type or a total, for one
+// day. Token counts saturate at math.MaxInt64.
+type Counts struct {
+	// Requests counts requests recorded and not failed: served ones plus
+	// those begun and not yet finished.
+	Requests int64 `json:"requests"`
+	// Failures counts failed attempts, fallbacks included.
+	Failures int64 `json:"failures"`
+	// Fallbacks counts requests abandoned for another provider.
+	Fallbacks int64 `json:"fallbacks"`
+	// UnknownUsage counts served requests whose provider reported no usage;
+	// their estimates stay in EstimatedTokens.
+	UnknownUsage int64 `json:"unknown_usage"`
+
+	InputTokens         int64 `json:"input_tokens"`
+	OutputTokens        int64 `json:"output_tokens"`
+	CacheReadTokens     int64 `json:"cache_read_tokens"`
+	CacheCreationTokens int64 `json:"cache_creation_tokens"`
+	// EstimatedTokens are estimates standing in for actual usage that has
+	// not arrived.
+	EstimatedTokens int64 `json:"estimated_tokens"`
+	// Tokens is the sum of the five token fields above: what a daily token
+	// limit counts.
+	Tokens int64 `json:"tokens"`
+}
+
+// load reads c into a Counts value. Each field is read once; records that
+// run at the same time may be partly included.
+func (c *counters) load() Counts {
+	n := Counts{
+		Requests:            c.requests.load(),
+		Failures:            c.failures.load(),
+		Fallbacks:           c.fallbacks.load(),
+		UnknownUsage:        c.unknownUsage.load(),
+		InputTokens:         c.input.load(),
+		OutputTokens:        c.output.load(),
+		CacheReadTokens:     c.cacheRead.load(),
+		CacheCreationTokens: c.cacheCreation.load(),
+		EstimatedTokens:     c.estimated.load(),
+	}
+	n.Tokens = n.tokenSum()
+	return n
+}
+
+func (n Counts) tokenSum() int64 {
+	return addSaturating(Usage{n.InputTokens, n.OutputTokens, n.CacheReadTokens, n.CacheCreationTokens}.Total(), n.EstimatedTokens)
+}
+
+// add returns n+m field by field, saturating.
+func (n Counts) add(m Counts) Counts {
+	r := Counts{
+		Requests:            addSaturating(n.Requests, m.Requests),
+		Failures:            addSaturating(n.Failures, m.Failures),
+		Fallbacks:           addSaturating(n.Fallbacks, m.Fallbacks),
+		UnknownUsage:        addSaturating(n.UnknownUsage, m.UnknownUsage),
+		InputTokens:         addSaturating(n.InputTokens, m.InputTokens),
+		OutputTokens:        addSaturating(n.OutputTokens, m.OutputTokens),
+		CacheReadTokens:     addSaturating(n.CacheReadTokens, m.CacheReadTokens),
+		CacheCreationTokens: addSaturating(n.CacheCreationTokens, m.CacheCreationTokens),
+		EstimatedTokens:     addSaturating(n.EstimatedTokens, m.EstimatedTokens),
+	}
+	r.Tokens = r.tokenSum()
+	return r
+}

@@ -1,0 +1,87 @@
+package ccrusage
+
+import (
+	"fmt"
+	"time"
+)
+
+// Date is a calendar day, without a zone: the day a provider's usage
+// belongs to in the provider's own time zone.
+type Date struct {
+	Year  int
+	Month time.Month
+	Day   int
+}
+
+// DateOf returns the calendar day of t in loc. A nil loc means UTC.
+func DateOf(t time.Time, loc *time.Location) Date {
+	if loc == nil {
+		loc = time.UTC
+	}
+	y, m, d := t.In(loc).Date()
+	return Date{Year: y, Month: m, Day: d}
+}
+
+// String formats the date as 2006-01-02.
+func (d Date) String() string {
+	return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day)
+}
+
+// MarshalText encodes the date as 2006-01-02.
+func (d Date) MarshalText() ([]byte, error) {
+	return []byte(d.String()), nil
+}
+
+// UnmarshalText decodes a date written as 2006-01-02.
+func (d *Date) UnmarshalText(text []byte) error {
+	t, err := time.Parse(time.DateOnly, string(text))
+	if err != nil {
+		return fmt.Errorf("ccrusage: invalid date %q: want YYYY-MM-DD", text)
+	}
+	*d = Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
+	return nil
+}
+
+// IsZero reports whether d is the zero Date.
+func (d Date) IsZero() bool { return d == Date{} }
+
+// Before reports whether d is an earlier day than e.
+func (d Date) Before(e Date) bool {
+	if d.Year != e.Year {
+		return d.Year < e.Year
+	}
+	if d.Month != e.Month {
+		return d.Month < e.Month
+	}
+	return d.Day < e.Day
+}
+
+// AddDays returns the date n calendar days after d (before it for negative
+// n). The arithmetic is on the calendar, so it is unaffected by time zones
+// and daylight saving time.
+func (d Date) AddDays(n int) Date {
+	t := time.Date(d.Year, d.Month, d.Day+n, 12, 0, 0, 0, time.UTC)
+	return DateOf(t, time.UTC)
+}
+
+// Start returns the first instant of d in loc: usually midnight, but in a
+// zone whose clocks skip midnight, the first instant that exists. A nil loc
+// means UTC.
+func (d Date) Start(loc *time.Location) time.Time {
+	if loc == nil {
+		loc = time.UTC
+	}
+	t := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
+	if DateOf(t, loc) == d {
+		return t
+	}
+
+	// Midnight does not exist on d in loc (a daylight saving change at
+	// 00:00), and time.Date chose an instant on the previous day. The day
+	// then starts at the change, which zones place on a whole minute within
+	// a few hours; step forward to it.
+	for i := 0; i < 6*60 && DateOf(t, loc) != d; i++ {
+		t = t.Add(time.Minute)
+	}
+	return t
+}

@@ -1,0 +1,176 @@
+package ccrusage
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Limits are a provider's daily limits. A zero field means unlimited: no
+// ratio and no alerts for that limit.
+type Limits struct {
+	// Requests is the number of requests allowed per day.
+	Requests int64 `json:"requests"`
+	// Tokens is the number of tokens allowed per day, counting input,
+	// output, cache-read and cache-creation tokens alike.
+	Tokens int64 `json:"tokens"`
+}
+
+// provider is the state of one provider name.
+type provider struct {
+	name      string
+	loc       *time.Location
+	ppm       thresholdsPPM
+	th        Thresholds // with defaults filled in
+	taskSlots int
+
+	// today is the current day. It is replaced under mu and read without
+	// it on the record path.
+	today atomic.Pointer[day]
+	// previous is the day before today's bucket, or nil. It is replaced
+	// under mu.
+	previous atomic.Pointer[day]
+
+	mu     sync.Mutex // guards limits, reported and every day's fired and level
+	limits Limits
+	// reported is the level last announced in an alert, carried across
+	// days so that a new day can announce a recovery.
+	reported Level
+}
+
+// day holds one provider's counts for one calendar day in its zone.
+type day struct {
+	date       Date
+	start, end int64 // Unix seconds of [first instant, first instant of the next day)
+
+	// requests and tokens are the provider's totals, the values its limits
+	// are checked against on the record path.
+	requests counter
+	tokens   counter
+	// nextRequests and nextTokens are the totals at which the level may
+	// rise to one not yet announced today. Below both, a record needs no
+	// evaluation.
+	nextRequests atomic.Int64
+	nextTokens   atomic.Int64
+
+	tasks []atomic.Pointer[counters] // indexed by task index
+
+	// Guarded by provider.mu.
+	fired uint8 // bit 1<<Level for each level announced on this day
+}
+
+func newDay(date Date, loc *time.Location, taskSlots int) *day {
+	d := &day{
+		date:  date,
+		start: date.Start(loc).Unix(),
+		end:   date.AddDays(1).Start(loc).Unix(),
+		tasks: make([]atomic.Pointer[counters], taskSlots),
+	}
+	d.nextRequests.Store(math.MaxInt64)
+	d.nextTokens.Store(math.MaxInt64)
+	return d
+}
+
+// counters returns the counters of task index i, creating them on first
+// use.
+func (d *day) counters(i int) *counters {
+	if c := d.tasks[i].Load(); c != nil {
+		return c
+	}
+	c := new(counters)
+	if d.tasks[i].CompareAndSwap(nil, c) {
+		return c
+	}
+	return d.tasks[i].Load()
+}
+
+// dayAt returns the day that a record at now belongs to, starting a new day
+// if now has passed the current one. The current day never moves back: a
+// clock stepped backwards records into the latest day.
+func (p *provider) dayAt(now time.Time) *day {
+	d := p.today.Load()
+	if s := now.Unix(); s >= d.start && s < d.end {
+		return d
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d = p.today.Load()
+	date := DateOf(now, p.loc)
+	if !d.date.Before(date) {
+		return d
+	}
+	next := newDay(date, p.loc, p.taskSlots)
+	if p.reported > LevelInfo {
+		// Make the first record of the new day evaluate the level, so that
+		// the recovery to INFO, or a fresh alert, is announced.
+		next.nextRequests.Store(0)
+		next.nextTokens.Store(0)
+	} else {
+		p.setNextLocked(next)
+	}
+	p.previous.Store(d)
+	p.today.Store(next)
+	return next
+}
+
+// setNextLocked stores in d the totals at which the next level not yet
+// announced on d is reached.
+func (p *provider) setNextLocked(d *day) {
+	nextReq, nextTok := int64(math.MaxInt64), int64(math.MaxInt64)
+	var ppm uint64
+	switch {
+	case d.fired&(1<<LevelWarning) == 0:
+		ppm = p.ppm.warning
+	case d.fired&(1<<LevelCritical) == 0:
+		ppm = p.ppm.critical
+	}
+	if ppm != 0 {
+		nextReq = countAt(p.limits.Requests, ppm)
+		nextTok = countAt(p.limits.Tokens, ppm)
+	}
+	d.nextRequests.Store(nextReq)
+	d.nextTokens.Store(nextTok)
+}
+
+// quotasLocked evaluates d's totals against the provider's limits.
+func (p *provider) quotasLocked(d *day) (requests, tokens Quota) {
+	requests = evaluate(d.requests.load(), p.limits.Requests, p.ppm, p.th)
+	tokens = evaluate(d.tokens.load(), p.limits.Tokens, p.ppm, p.th)
+	return requests, tokens
+}
+
+// evaluateLocked compares d's totals with the limits and returns the alert
+// that the change of level calls for, if any. Each of WARNING and CRITICAL
+// is announced at most once per day; a fall to INFO from an announced level
+// is announced as a recovery. Only the current day is evaluated: usage that
+// arrives late for an earlier day changes its counts, not its alerts.
+func (p *provider) evaluateLocked(d *day, now time.Time) (Alert, bool) {
+	if p.today.Load() != d {
+		return Alert{}, false
+	}
+	requests, tokens := p.quotasLocked(d)
+	level := max(requests.Level, tokens.Level)
+	previous := p.reported
+
+	send := false
+	switch {
+	case level == LevelInfo:
+		send = previous > LevelInfo
+		p.reported = LevelInfo
+	case d.fired&(1<<level) == 0:
+		// A jump straight to CRITICAL also uses up today's WARNING.
+		send = true
+		d.fired |= 1<<level | 1<<LevelWarning
+		p.reported = level
+	case level < previous:
+		// Down from CRITICAL to WARNING, already announced today: no alert.
+		p.reported = level
+	}
+	p.setNextLocked(d)
+	if !send {
+		return Alert{}, false
+	}
+	return newQuotaAlert(p.name, level, previous, requests, tokens, d.date, now), true
+}
