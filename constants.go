@@ -41,3 +41,8 @@ const (
 // OverflowName is the provider or task name under which a Tracker counts
 // names past its bound. It cannot be configured as a provider of its own.
 const OverflowName = "_overflow"
+
+// ProviderUnknown is the provider name under which requests are counted
+// when the provider cannot be told, such as a request body that is not the
+// Messages API.
+const ProviderUnknown = "unknown"
