@@ -72,12 +72,13 @@ type AlertFunc func(a Alert)
 func (f AlertFunc) Send(a Alert) { f(a) }
 
 // Keys that SlogSink writes on each record. They are stable: dashboards and
-// log queries may depend on them.
+// log queries may depend on them. The alert's level has its own key because
+// slog already writes the record's level under "level".
 const (
 	SlogKeyKind         = "kind"
 	SlogKeyProvider     = "provider"
-	SlogKeyLevel        = "level"
-	SlogKeyPrevious     = "previous"
+	SlogKeyLevel        = "alert_level"
+	SlogKeyPrevious     = "previous_level"
 	SlogKeyDate         = "date"
 	SlogKeyRequests     = "requests"
 	SlogKeyRequestLimit = "request_limit"

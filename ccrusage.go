@@ -149,7 +149,7 @@ func New(cfg Config) (*Tracker, error) {
 		tr.maxTasks = DefaultMaxTasks
 	}
 	tr.taskSlots = tr.maxTasks + 1
-	tr.requests.New = func() any { return new(requestState) }
+	tr.requests.New = func() any { return &requestState{tr: tr} }
 	now := tr.clock.Now()
 	tr.started = now
 

@@ -26,8 +26,8 @@ type Request struct {
 // a sync.Pool; gen tells a live Request from a stale copy.
 type requestState struct {
 	gen atomic.Uint64
+	tr  *Tracker // set when the pool creates the state, never changed
 
-	tr       *Tracker
 	p        *provider
 	d        *day
 	c        *counters
@@ -75,7 +75,7 @@ func (tr *Tracker) begin(p *provider, task int, now time.Time, estimate int64) R
 	}
 
 	s := tr.requests.Get().(*requestState)
-	s.tr, s.p, s.d, s.c, s.task, s.estimate, s.begun = tr, p, d, c, task, estimate, now
+	s.p, s.d, s.c, s.task, s.estimate, s.begun = p, d, c, task, estimate, now
 	return Request{state: s, gen: s.gen.Load()}
 }
 
@@ -90,9 +90,8 @@ func (r Request) claim() *requestState {
 
 // release returns s to the pool once its fields have been read.
 func (s *requestState) release() {
-	tr := s.tr
-	s.tr, s.p, s.d, s.c, s.begun = nil, nil, nil, nil, time.Time{}
-	tr.requests.Put(s)
+	s.p, s.d, s.c, s.begun = nil, nil, nil, time.Time{}
+	s.tr.requests.Put(s)
 }
 
 // Finish settles the request as served, replacing its estimate with u, the
@@ -104,6 +103,12 @@ func (r Request) Finish(u Usage) error {
 	if s == nil {
 		return ErrRequestDone
 	}
+	s.finish(u)
+	return nil
+}
+
+// finish settles the claimed state s as served with usage u.
+func (s *requestState) finish(u Usage) {
 	tr, p, d, c := s.tr, s.p, s.d, s.c
 	estimate := s.estimate
 	s.release()
@@ -119,7 +124,6 @@ func (r Request) Finish(u Usage) error {
 	if tokens >= d.nextTokens.Load() {
 		tr.evaluate(p, d, tr.clock.Now())
 	}
-	return nil
 }
 
 // FinishUnknown settles the request as served with usage that the provider
@@ -196,13 +200,14 @@ func (r Request) FinishOn(provider string, u Usage) error {
 	if err != nil {
 		return err
 	}
-	if served == r.state.p {
-		return r.Finish(u)
-	}
 
 	s := r.claim()
 	if s == nil {
 		return ErrRequestDone
+	}
+	if served == s.p {
+		s.finish(u)
+		return nil
 	}
 	routed, d, c, task, estimate, begun := s.p, s.d, s.c, s.task, s.estimate, s.begun
 	s.release()
