@@ -67,6 +67,9 @@ type Config struct {
 	// MaxTasks bounds the number of distinct task names; later names are
 	// counted under OverflowName. Zero means DefaultMaxTasks.
 	MaxTasks int
+	// Store shares counts and alert claims with other processes. Nil keeps
+	// them in this process's memory only.
+	Store Store
 }
 
 // ProviderConfig configures one provider.
@@ -92,7 +95,7 @@ type Tracker struct {
 	maxProv   int
 	maxTasks  int
 	started   time.Time
-	store     store
+	store     Store
 	requests  sync.Pool // of *requestState
 	taskSlots int       // maxTasks plus one for OverflowName
 
@@ -134,7 +137,10 @@ func New(cfg Config) (*Tracker, error) {
 		loc:      cfg.Location,
 		maxProv:  cfg.MaxProviders,
 		maxTasks: cfg.MaxTasks,
-		store:    memoryStore{},
+		store:    cfg.Store,
+	}
+	if tr.store == nil {
+		tr.store = memoryStore{}
 	}
 	if tr.clock == nil {
 		tr.clock = realClock{}
@@ -178,6 +184,9 @@ func New(cfg Config) (*Tracker, error) {
 	tr.providers.Store(&providers)
 	tasks := make(map[string]int)
 	tr.tasks.Store(&tasks)
+	if err := tr.store.Attach(&Shared{tr: tr, collected: map[deltaKey]Counts{}}); err != nil {
+		return nil, fmt.Errorf("ccrusage: attaching the store failed: %w", err)
+	}
 	return tr, nil
 }
 
@@ -367,12 +376,17 @@ func (tr *Tracker) evaluate(p *provider, d *day, now time.Time) {
 	}
 }
 
-// send delivers a to the sink, outside every lock, if the store lets this
-// tracker claim it. A panic in the sink is recovered and counted.
+// send hands a to the store, which delivers it to the sink if this process
+// wins the claim. It is called outside every lock.
 func (tr *Tracker) send(a Alert) {
-	if tr.sink == nil || !tr.store.claimAlert(a) {
+	if tr.sink == nil {
 		return
 	}
+	tr.store.SendAlert(a, tr.deliver)
+}
+
+// deliver calls the sink, recovering and counting a panic.
+func (tr *Tracker) deliver(a Alert) {
 	defer func() {
 		if recover() != nil {
 			tr.sinkPanics.Add(1)

@@ -179,3 +179,19 @@ func (n Counts) add(m Counts) Counts {
 	r.Tokens = r.tokenSum()
 	return r
 }
+
+// sub returns n-m field by field, for the changes between two readings of
+// the same counters. Tokens is left zero.
+func (n Counts) sub(m Counts) Counts {
+	return Counts{
+		Requests:            n.Requests - m.Requests,
+		Failures:            n.Failures - m.Failures,
+		Fallbacks:           n.Fallbacks - m.Fallbacks,
+		UnknownUsage:        n.UnknownUsage - m.UnknownUsage,
+		InputTokens:         n.InputTokens - m.InputTokens,
+		OutputTokens:        n.OutputTokens - m.OutputTokens,
+		CacheReadTokens:     n.CacheReadTokens - m.CacheReadTokens,
+		CacheCreationTokens: n.CacheCreationTokens - m.CacheCreationTokens,
+		EstimatedTokens:     n.EstimatedTokens - m.EstimatedTokens,
+	}
+}

@@ -56,16 +56,24 @@ type day struct {
 
 	tasks []atomic.Pointer[counters] // indexed by task index
 
+	// others holds, by task index, the counts that other processes
+	// recorded, as a Store reports them; otherRequests and otherTokens are
+	// their sums, added to requests and tokens when the limits are checked.
+	others        []atomic.Pointer[Counts]
+	otherRequests atomic.Int64
+	otherTokens   atomic.Int64
+
 	// Guarded by provider.mu.
 	fired uint8 // bit 1<<Level for each level announced on this day
 }
 
 func newDay(date Date, loc *time.Location, taskSlots int) *day {
 	d := &day{
-		date:  date,
-		start: date.Start(loc).Unix(),
-		end:   date.AddDays(1).Start(loc).Unix(),
-		tasks: make([]atomic.Pointer[counters], taskSlots),
+		date:   date,
+		start:  date.Start(loc).Unix(),
+		end:    date.AddDays(1).Start(loc).Unix(),
+		tasks:  make([]atomic.Pointer[counters], taskSlots),
+		others: make([]atomic.Pointer[Counts], taskSlots),
 	}
 	d.nextRequests.Store(math.MaxInt64)
 	d.nextTokens.Store(math.MaxInt64)
@@ -127,8 +135,10 @@ func (p *provider) setNextLocked(d *day) {
 		ppm = p.ppm.critical
 	}
 	if ppm != 0 {
-		nextReq = countAt(p.limits.Requests, ppm)
-		nextTok = countAt(p.limits.Tokens, ppm)
+		// The record path compares this process's own totals, so take what
+		// the other processes counted off the thresholds.
+		nextReq = max(countAt(p.limits.Requests, ppm)-d.otherRequests.Load(), 0)
+		nextTok = max(countAt(p.limits.Tokens, ppm)-d.otherTokens.Load(), 0)
 	}
 	d.nextRequests.Store(nextReq)
 	d.nextTokens.Store(nextTok)
@@ -136,9 +146,23 @@ func (p *provider) setNextLocked(d *day) {
 
 // quotasLocked evaluates d's totals against the provider's limits.
 func (p *provider) quotasLocked(d *day) (requests, tokens Quota) {
-	requests = evaluate(d.requests.load(), p.limits.Requests, p.ppm, p.th)
-	tokens = evaluate(d.tokens.load(), p.limits.Tokens, p.ppm, p.th)
+	usedRequests := addSaturating(d.requests.load(), max(d.otherRequests.Load(), 0))
+	usedTokens := addSaturating(d.tokens.load(), max(d.otherTokens.Load(), 0))
+	requests = evaluate(usedRequests, p.limits.Requests, p.ppm, p.th)
+	tokens = evaluate(usedTokens, p.limits.Tokens, p.ppm, p.th)
 	return requests, tokens
+}
+
+// setOthers replaces the counts of task index i that other processes
+// recorded, and their sums.
+func (d *day) setOthers(i int, c Counts) {
+	old := d.others[i].Swap(&c)
+	var oldRequests, oldTokens int64
+	if old != nil {
+		oldRequests, oldTokens = old.Requests, old.Tokens
+	}
+	d.otherRequests.Add(c.Requests - oldRequests)
+	d.otherTokens.Add(c.Tokens - oldTokens)
 }
 
 // evaluateLocked compares d's totals with the limits and returns the alert

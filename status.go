@@ -79,6 +79,11 @@ type Snapshot struct {
 	// process. When false, zero usage after a restart means "not known",
 	// not "none".
 	Persistent bool `json:"persistent"`
+	// Approximate reports whether the counts may be incomplete because the
+	// Store shared by several processes could not be reached.
+	Approximate bool `json:"approximate"`
+	// Store is the state of the Tracker's Store.
+	Store StoreStatus `json:"store"`
 	// Thresholds are the WARNING and CRITICAL fractions in force.
 	Thresholds Thresholds `json:"thresholds"`
 	// Providers are sorted by name.
@@ -154,6 +159,7 @@ func (tr *Tracker) Snapshot() Snapshot {
 	taskNames := append([]string(nil), tr.taskNames...)
 	tr.mu.Unlock()
 
+	store := tr.store.Status()
 	providers := *tr.providers.Load()
 	names := make([]string, 0, len(providers))
 	for name := range providers {
@@ -164,7 +170,9 @@ func (tr *Tracker) Snapshot() Snapshot {
 	s := Snapshot{
 		Time:          now,
 		Started:       tr.started,
-		Persistent:    tr.store.persistent(),
+		Persistent:    store.Persistent,
+		Approximate:   store.Approximate,
+		Store:         store,
 		Thresholds:    tr.th,
 		Providers:     make([]ProviderSnapshot, 0, len(names)),
 		InvalidInputs: tr.invalidInputs.Load(),
@@ -229,11 +237,17 @@ func (d *day) load(taskNames []string) (Counts, map[string]Counts) {
 	var total Counts
 	tasks := make(map[string]Counts)
 	for i, name := range taskNames {
-		c := d.tasks[i].Load()
-		if c == nil {
+		c, others := d.tasks[i].Load(), d.others[i].Load()
+		if c == nil && others == nil {
 			continue
 		}
-		n := c.load()
+		var n Counts
+		if c != nil {
+			n = c.load()
+		}
+		if others != nil {
+			n = n.add(*others)
+		}
 		tasks[name] = n
 		total = total.add(n)
 	}
