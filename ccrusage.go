@@ -7,7 +7,7 @@
 // kind, failures and fallbacks. A service records each request before
 // sending it, with Tracker.Begin and an estimate, and settles it with the
 // actual usage from the response through the returned Request; Tracker.Record
-// does both at once when the usage is already known. Tracker.Status tells,
+// does both at once when the usage is already known. Tracker.Status reports,
 // without changing anything, how close a provider is to its limits, so a
 // caller can choose another route before sending.
 //
@@ -397,7 +397,7 @@ func (tr *Tracker) deliver(a Alert) {
 
 // SetLimits replaces provider's daily limits, effective at once for the
 // current day. Raising a limit that brings the provider back below the
-// warning threshold sends one INFO alert; lowering one past a threshold not
+// warning threshold sends one INFO alert. Lowering one past a threshold not
 // yet announced today sends that alert. It returns an error naming the value
 // when a limit is negative or the name is invalid.
 func (tr *Tracker) SetLimits(provider string, l Limits) error {

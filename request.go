@@ -23,7 +23,7 @@ type Request struct {
 }
 
 // requestState is the shared part of a Request. States are reused through
-// a sync.Pool; gen tells a live Request from a stale copy.
+// a sync.Pool, and gen distinguishes a live Request from a stale copy.
 type requestState struct {
 	gen atomic.Uint64
 	tr  *Tracker // set when the pool creates the state, never changed
