@@ -66,13 +66,13 @@ type HealthStatus struct {
 
 // MarshalJSON encodes s with checked_at null when CheckedAt is zero.
 func (s HealthStatus) MarshalJSON() ([]byte, error) {
-	// fields has the same fields as HealthStatus but not this method. The
-	// outer CheckedAt hides the embedded one because it is shallower.
-	type fields HealthStatus
 	v := struct {
-		fields
-		CheckedAt *time.Time `json:"checked_at"`
-	}{fields: fields(s)}
+		State     HealthState `json:"state"`
+		CCRStatus string      `json:"ccr_status"`
+		Error     string      `json:"error"`
+		CheckedAt *time.Time  `json:"checked_at"`
+		URL       string      `json:"url"`
+	}{State: s.State, CCRStatus: s.CCRStatus, Error: s.Error, URL: s.URL}
 	if !s.CheckedAt.IsZero() {
 		v.CheckedAt = &s.CheckedAt
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -247,6 +248,11 @@ func TestHealthStatusJSON(t *testing.T) {
 		"checked_at": "2026-10-14T12:00:00-07:00",
 		"url": "http://127.0.0.1:3456"
 	}`, string(data))
+
+	// Every field of HealthStatus must be in its MarshalJSON.
+	var keys map[string]any
+	require.NoError(t, json.Unmarshal(data, &keys))
+	assert.Len(t, keys, reflect.TypeOf(s).NumField())
 
 	var decoded HealthStatus
 	require.NoError(t, json.Unmarshal(data, &decoded))
