@@ -23,11 +23,12 @@ type Metrics struct {
 //	mux.Handle("/ccr/metrics", ccrusage.NewMetricsHandler(tr, hc))
 //
 // A nil hc serves "ccr": null. The handler serves GET and HEAD, each with
-// Content-Type application/json and Cache-Control no-store, and rejects any
-// other method with 405 Method Not Allowed. It calls hc.Check with the request's
-// context, so a request waits at most for one probe (HealthConfig.Timeout)
-// and returns earlier when the client goes away. NewMetricsHandler panics
-// if tr is nil.
+// Content-Type application/json and Cache-Control no-store, and rejects
+// any other method with 405 Method Not Allowed. It calls hc.Check with the
+// request's context, so a request waits at most for one probe
+// (HealthConfig.Timeout) and the alert that probe sends, and it returns
+// earlier when the client goes away. NewMetricsHandler panics if tr is
+// nil.
 func NewMetricsHandler(tr *Tracker, hc *HealthChecker) http.Handler {
 	if tr == nil {
 		panic("ccrusage: NewMetricsHandler called with a nil *Tracker")
