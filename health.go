@@ -20,8 +20,9 @@ const (
 	DefaultHealthInterval = 5 * time.Second
 )
 
-// Bounds on what a probe reads and stores. The /health body of CCR 1.x to
-// 3.x is a few dozen bytes, so a larger body comes from some other server.
+// Bounds on what a probe reads and stores. CCR 1.x and 2.x send a /health
+// body of about 55 bytes, so a body past 64 KiB comes from some other
+// server.
 const (
 	maxHealthBody      = 64 << 10 // bytes of the /health response body
 	maxCCRStatusLength = 64       // bytes of HealthStatus.CCRStatus
@@ -228,9 +229,7 @@ func newHealthClient(c *http.Client) *http.Client {
 	if c != nil {
 		hc = *c
 	} else {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.DisableKeepAlives = true
-		hc.Transport = t
+		hc.Transport = newProbeTransport()
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
@@ -238,14 +237,30 @@ func newHealthClient(c *http.Client) *http.Client {
 	return &hc
 }
 
+// newProbeTransport returns a transport like http.DefaultTransport that
+// closes each connection after its response, so that no idle connection
+// keeps goroutines alive between probes.
+func newProbeTransport() *http.Transport {
+	// A program may have replaced http.DefaultTransport with another
+	// RoundTripper, which cannot be cloned.
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if ok {
+		t = t.Clone()
+	} else {
+		t = &http.Transport{Proxy: http.ProxyFromEnvironment}
+	}
+	t.DisableKeepAlives = true
+	return t
+}
+
 // Check returns CCR's availability: the cached result if it is younger
 // than Interval, and otherwise the result of a new probe of /health.
-// Concurrent callers share one probe. The probe runs on a goroutine of its
-// own that keeps the values of ctx but not its cancellation, and ends when
-// the probe has ended, within Timeout, and its alert, if any, has been sent
-// to the sink. Callers waiting for the probe return after that alert. When
-// ctx ends first, Check returns Status at once and the probe goes on for the
-// callers that come later.
+// Concurrent callers share one probe, which runs on a goroutine of its
+// own. That goroutine keeps the values of ctx but not its cancellation. It
+// ends once the probe has ended, within Timeout, and the sink has returned
+// from any alert. Callers waiting for the probe return after that alert.
+// When ctx ends first, Check returns Status at once, and the probe goes on
+// for later callers.
 func (hc *HealthChecker) Check(ctx context.Context) HealthStatus {
 	hc.mu.Lock()
 	// The clock is read under the lock so that no result can be dated
