@@ -77,7 +77,7 @@ func providerJSON(t *testing.T, m map[string]any, name string) map[string]any {
 	return nil
 }
 
-func mustTracker(t *testing.T, cfg Config) *Tracker {
+func newHandlerTracker(t *testing.T, cfg Config) *Tracker {
 	t.Helper()
 	tr, err := New(cfg)
 	require.NoError(t, err)
@@ -89,7 +89,7 @@ func TestNewMetricsHandlerNilTracker(t *testing.T) {
 }
 
 func TestMetricsHandlerRejectsMethods(t *testing.T) {
-	_, url := newMetricsServer(t, mustTracker(t, Config{Clock: NewManualClock(base)}), nil)
+	_, url := newMetricsServer(t, newHandlerTracker(t, Config{Clock: NewManualClock(base)}), nil)
 	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		t.Run(method, func(t *testing.T) {
 			resp := requestMetrics(t, method, url)
@@ -100,7 +100,7 @@ func TestMetricsHandlerRejectsMethods(t *testing.T) {
 }
 
 func TestMetricsHandlerGetAndHead(t *testing.T) {
-	tr := mustTracker(t, Config{Clock: NewManualClock(base)})
+	tr := newHandlerTracker(t, Config{Clock: NewManualClock(base)})
 	require.NoError(t, tr.Record(ProviderDeepSeek, TaskThink, Usage{InputTokens: 100, OutputTokens: 20}))
 	_, url := newMetricsServer(t, tr, nil)
 
@@ -120,7 +120,7 @@ func TestMetricsHandlerGetAndHead(t *testing.T) {
 }
 
 func TestMetricsHandlerFields(t *testing.T) {
-	tr := mustTracker(t, Config{Clock: NewManualClock(base)})
+	tr := newHandlerTracker(t, Config{Clock: NewManualClock(base)})
 	require.NoError(t, tr.Record(ProviderGemini, TaskDefault, Usage{InputTokens: 7}))
 	_, url := newMetricsServer(t, tr, nil)
 
@@ -139,7 +139,7 @@ func TestMetricsHandlerFields(t *testing.T) {
 }
 
 func TestMetricsHandlerUnlimitedRatioNull(t *testing.T) {
-	tr := mustTracker(t, Config{
+	tr := newHandlerTracker(t, Config{
 		Clock:     NewManualClock(base),
 		Providers: []ProviderConfig{{Name: ProviderAnthropic, Limits: Limits{Requests: 4}}},
 	})
@@ -162,7 +162,7 @@ func TestMetricsHandlerUnlimitedRatioNull(t *testing.T) {
 }
 
 func TestMetricsHandlerExactIntegers(t *testing.T) {
-	tr := mustTracker(t, Config{
+	tr := newHandlerTracker(t, Config{
 		Clock:     NewManualClock(base),
 		Providers: []ProviderConfig{{Name: ProviderDeepSeek, Limits: Limits{Tokens: math.MaxInt64}}},
 	})
@@ -200,7 +200,7 @@ func TestMetricsHandlerCCRDown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := NewManualClock(base)
-			tr := mustTracker(t, Config{Clock: clock})
+			tr := newHandlerTracker(t, Config{Clock: clock})
 			require.NoError(t, tr.Record(ProviderDeepSeek, TaskDefault, Usage{InputTokens: 3}))
 			hc := mustHealthChecker(t, HealthConfig{URL: tt.url(t), Timeout: testHealthTimeout, Clock: clock})
 			_, url := newMetricsServer(t, tr, hc)
@@ -224,7 +224,7 @@ func TestMetricsHandlerCCRDown(t *testing.T) {
 func TestMetricsHandlerDefaultTimeout(t *testing.T) {
 	hole := newBlackHoleCCR(t)
 	hc := mustHealthChecker(t, HealthConfig{URL: hole.URL()})
-	_, url := newMetricsServer(t, mustTracker(t, Config{}), hc)
+	_, url := newMetricsServer(t, newHandlerTracker(t, Config{}), hc)
 
 	resp := requestMetrics(t, http.MethodGet, url)
 	assert.Equal(t, http.StatusOK, resp.code)
@@ -241,7 +241,7 @@ func TestMetricsHandlerCCRRecovers(t *testing.T) {
 	clock := NewManualClock(base)
 	sink := &healthSink{}
 	hc := mustHealthChecker(t, HealthConfig{URL: ccr.URL(), Clock: clock, Sink: sink})
-	_, url := newMetricsServer(t, mustTracker(t, Config{Clock: clock}), hc)
+	_, url := newMetricsServer(t, newHandlerTracker(t, Config{Clock: clock}), hc)
 
 	state := func() HealthState {
 		t.Helper()
@@ -269,7 +269,7 @@ func TestMetricsHandlerRecordsWhileCCRDown(t *testing.T) {
 	hole := newBlackHoleCCR(t)
 	clock := NewManualClock(base)
 	quotaAlerts := &healthSink{}
-	tr := mustTracker(t, Config{
+	tr := newHandlerTracker(t, Config{
 		Clock:     clock,
 		Sink:      quotaAlerts,
 		Providers: []ProviderConfig{{Name: ProviderDeepSeek, Limits: Limits{Requests: 100}}},
@@ -324,7 +324,7 @@ func TestMetricsHandlerRecordsWhileCCRDown(t *testing.T) {
 func TestMetricsHandlerNoGoroutineLeak(t *testing.T) {
 	hole := newBlackHoleCCR(t)
 	clock := NewManualClock(base)
-	tr := mustTracker(t, Config{Clock: clock})
+	tr := newHandlerTracker(t, Config{Clock: clock})
 	hc := mustHealthChecker(t, HealthConfig{URL: hole.URL(), Timeout: testHealthTimeout, Interval: time.Second, Clock: clock})
 	before := runtime.NumGoroutine()
 
@@ -382,7 +382,7 @@ func TestMetricsHandlerReportedUnavailable(t *testing.T) {
 	ccr := newFakeCCR(t, respondJSON(200, bodyCCR1OK))
 	clock := NewManualClock(base)
 	hc := mustHealthChecker(t, HealthConfig{URL: ccr.URL(), Clock: clock, APIKey: testAPIKey})
-	_, url := newMetricsServer(t, mustTracker(t, Config{Clock: clock}), hc)
+	_, url := newMetricsServer(t, newHandlerTracker(t, Config{Clock: clock}), hc)
 
 	requestMetrics(t, http.MethodGet, url)
 	hc.ReportUnavailable(io.ErrUnexpectedEOF)
