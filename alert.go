@@ -40,20 +40,23 @@ type Alert struct {
 	Tokens   Quota
 	// Ratio is the higher of Requests.Ratio and Tokens.Ratio.
 	Ratio float64
-	// Date is the provider's calendar day that the alert belongs to.
+	// Date is the provider's calendar day that the alert belongs to; zero in
+	// a health alert.
 	Date Date
-	// Time is the Tracker's clock reading when the change was seen.
+	// Time is the clock reading of the Tracker or HealthChecker when the
+	// change was seen.
 	Time time.Time
 	// Message is a one-line description for people, such as
 	// "deepseek is WARNING: requests 80.0% of 100".
 	Message string
 }
 
-// AlertSink receives alerts. A Tracker calls Send on the goroutine whose
-// call caused the level change, after it has released every lock, so Send
-// may call back into the Tracker. Send must be safe for concurrent use:
-// records on several goroutines can each cause an alert, and alerts caused
-// on different goroutines may arrive in a different order from the one in
+// AlertSink receives alerts from a Tracker and from a HealthChecker. Both
+// call Send after releasing every lock, so Send may call back into them. A
+// Tracker calls it on the goroutine whose call caused the level change; a
+// HealthChecker on the goroutine that ran the probe or called
+// ReportUnavailable. Send must be safe for concurrent use: alerts caused on
+// different goroutines may arrive in a different order from the one in
 // which they were decided (Alert.Time and Alert.Previous tell).
 //
 // A Send that blocks holds up only the call that caused the alert; counts
