@@ -20,8 +20,8 @@ import (
 	"github.com/ccrusage/ccrusage/ccrtest/harness"
 )
 
-// shared is the CCR that every test without a config of its own uses. It
-// starts with the first test that asks for it and stops in TestMain.
+// shared is the CCR that every test without a config of its own uses. The
+// first call of sharedCCR starts it, and TestMain stops it.
 var shared struct {
 	once sync.Once
 	h    *harness.Harness
@@ -89,8 +89,7 @@ func newClient(t *testing.T, url, apiKey string) (anthropic.Client, *countingTra
 		option.WithoutEnvironmentDefaults(), // ignore ANTHROPIC_* variables of the machine
 		option.WithBaseURL(url),
 		option.WithAPIKey(apiKey),
-		// CCR waits up to 60 minutes for an upstream, so the client needs a
-		// deadline of its own.
+		// The deadline keeps a stuck CCR or upstream from hanging the test.
 		option.WithHTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second}),
 		option.WithMaxRetries(0),
 	)
@@ -284,8 +283,8 @@ func TestCCRUpstreamErrors(t *testing.T) {
 }
 
 func TestCCRFallback(t *testing.T) {
-	// Only 2.x reads fallback, and only after an HTTP error from the
-	// upstream. Each entry is tried once, in order.
+	// CCR 2.0.0 falls back only after an HTTP error from the upstream, and
+	// tries each entry once, in order.
 	h := harness.Start(t, harness.Options{
 		Fallback: map[string][]string{"default": {harness.ModelBroken, harness.ModelOpenRouter}},
 	})
@@ -334,12 +333,13 @@ func TestCCRAuth(t *testing.T) {
 	assert.Equal(t, map[string]int{}, hitsSince(h, before), "upstream hits")
 }
 
-// TestCCRDown stops the shared CCR and starts it again, so it runs last.
+// TestCCRDown stops the shared CCR. It starts CCR again before it returns,
+// so tests that run after it, with -shuffle too, find CCR running.
 func TestCCRDown(t *testing.T) {
 	h := sharedCCR(t)
 	require.NoError(t, h.Stop())
 	t.Cleanup(func() {
-		// Later tests in this binary, and -count runs, need CCR back.
+		// Restarts CCR when a failed check ended the test early.
 		if h.PID() == 0 {
 			require.NoError(t, h.Start())
 		}

@@ -2,8 +2,11 @@ package harness
 
 import (
 	"errors"
+	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,6 +67,37 @@ func TestHarnessLifecycle(t *testing.T) {
 	assert.False(t, processAlive(secondPID), "CCR process gone after Close")
 	assert.NoDirExists(t, dir)
 	assert.Error(t, h.Start(), "Start after Close")
+}
+
+func TestHarnessStartErrors(t *testing.T) {
+	h := Start(t, Options{})
+	require.NoError(t, h.Stop())
+
+	t.Run("port in use", func(t *testing.T) {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port())))
+		require.NoError(t, err)
+		defer l.Close()
+
+		assert.ErrorContains(t, h.Start(), "in use")
+		assert.Zero(t, h.PID())
+	})
+
+	t.Run("invalid config", func(t *testing.T) {
+		config, err := os.ReadFile(h.ConfigPath())
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(h.ConfigPath(), []byte("{ not json"), 0o600))
+		defer func() {
+			require.NoError(t, os.WriteFile(h.ConfigPath(), config, 0o600))
+		}()
+
+		err = h.Start()
+		assert.ErrorContains(t, err, "exited during start-up")
+		assert.ErrorContains(t, err, "config", "error carries CCR's output")
+		assert.Zero(t, h.PID())
+	})
+
+	require.NoError(t, h.Start(), "Start after failed starts")
+	assert.NotZero(t, h.PID())
 }
 
 func TestNewInvalidOptions(t *testing.T) {
