@@ -126,8 +126,8 @@ func (u *Upstream) Format() Format { return u.format }
 // api_base_url in CCR.
 func (u *Upstream) URL() string { return u.server.URL + u.format.path() }
 
-// Hits returns the number of requests the fake has received, failed and
-// unknown-path requests included.
+// Hits returns the number of requests with a JSON body that the fake has
+// received, those it failed or sent to a wrong path included.
 func (u *Upstream) Hits() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
