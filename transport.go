@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"syscall"
@@ -175,7 +176,13 @@ func (t *Transport) readBody(req *http.Request) (out *http.Request, body []byte,
 		return req, nil, false
 	}
 
-	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	// Read one byte past the limit to tell a body that fits from one that
+	// does not.
+	readLimit := limit
+	if readLimit < math.MaxInt64 {
+		readLimit++
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, readLimit))
 	out = req.WithContext(req.Context())
 	switch {
 	case err != nil:
@@ -219,7 +226,7 @@ func (t *Transport) watchBody(resp *http.Response, pending Request, r route) {
 	if isEventStream(resp.Header) {
 		scanner = new(sseScanner)
 	} else {
-		scanner = &jsonScanner{max: int(t.maxBodyBytes())}
+		scanner = &jsonScanner{max: int(min(t.maxBodyBytes(), math.MaxInt))}
 	}
 	resp.Body = newBodyTap(resp.Body, scanner, func(info responseInfo) {
 		t.settle(pending, r, info)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -418,6 +419,20 @@ func TestTransportBodyOverBound(t *testing.T) {
 			assert.Equal(t, []string{ProviderUnknown}, providerNames(tr))
 		})
 	}
+}
+
+func TestTransportMaxBodyBytesMaxInt(t *testing.T) {
+	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	tr, transport, client := testTransport(t)
+	transport.MaxBodyBytes = math.MaxInt64
+	body := messagesBody("claude-3-5-haiku")
+
+	post(t, context.Background(), client, ccr.URL+"/v1/messages", body)
+
+	assert.Equal(t, body, string(ccr.lastRequest(t).body))
+	// Routed to gemini, but the reply's model is deepseek's.
+	assert.Equal(t, int64(1), taskCounts(t, tr, "gemini", TaskBackground).Fallbacks)
+	assert.Equal(t, int64(120), taskCounts(t, tr, "deepseek", TaskBackground).InputTokens)
 }
 
 func TestTransportResponseOverBound(t *testing.T) {
