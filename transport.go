@@ -12,7 +12,7 @@ import (
 
 // DefaultMaxBodyBytes is the size bound, in bytes, that Transport applies
 // to the request and JSON response bodies it reads when
-// Transport.MaxBodyBytes is zero.
+// Transport.MaxBodyBytes is zero or less.
 const DefaultMaxBodyBytes = 8 << 20
 
 // HealthReporter receives transport errors which show that
@@ -35,10 +35,11 @@ type HealthReporter interface {
 // Transport:
 //
 //   - reads the request body, up to MaxBodyBytes, and classifies it as
-//     CCR 2.0.0's Router does, in this order: a "provider,model" model, long
-//     context, a subagent tag, a claude haiku model (background), a
-//     web_search tool (webSearch), a thinking field (think), else default.
-//     A route set on the request's context with WithRoute takes precedence.
+//     CCR 2.0.0's Router does. The rules, first match wins: a
+//     "provider,model" model, long context, a subagent tag, a claude haiku
+//     model (background), a web_search tool (webSearch), a thinking field
+//     (think), else default. A route set on the request's context with
+//     WithRoute takes precedence.
 //   - calls Tracker.Begin with the route's provider and task type and the
 //     estimated input tokens (EstimateTokens);
 //   - sends the request through Base with the same bytes;
