@@ -1,0 +1,246 @@
+package ccrusage
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"math"
+	"strconv"
+	"sync"
+)
+
+// Indexes of the token kinds in reportedUsage.tokens.
+const (
+	usageInput = iota
+	usageOutput
+	usageCacheRead
+	usageCacheCreation
+	usageKinds
+)
+
+// reportedUsage is token usage as a response reports it. A field that the
+// response leaves out is unknown, which is not the same as zero: CCR drops
+// cache_creation_input_tokens for OpenAI-format upstreams.
+type reportedUsage struct {
+	tokens [usageKinds]int64
+	// known has bit 1<<i set when tokens[i] was reported.
+	known uint8
+}
+
+func (u reportedUsage) has(kind int) bool { return u.known&(1<<kind) != 0 }
+
+func (u *reportedUsage) set(kind int, n int64) {
+	u.tokens[kind] = n
+	u.known |= 1 << kind
+}
+
+// usage returns the reported counts, with zero for unknown kinds.
+func (u reportedUsage) usage() Usage {
+	return Usage{
+		InputTokens:         u.tokens[usageInput],
+		OutputTokens:        u.tokens[usageOutput],
+		CacheReadTokens:     u.tokens[usageCacheRead],
+		CacheCreationTokens: u.tokens[usageCacheCreation],
+	}
+}
+
+// billable reports whether u has a non-zero count. Usage that is missing
+// or all zero on a successful response is not billed as zero: CCR reports
+// all zeros when it loses a stream's usage.
+func (u reportedUsage) billable() bool {
+	return u.tokens != [usageKinds]int64{}
+}
+
+// mergeStreamUsage merges the usage of a stream's message_start event with
+// that of its last message_delta, kind by kind: the delta's count when it
+// is known and non-zero, else the start's count when known, else the
+// delta's. Anthropic-format upstreams put input and cache counts in
+// message_start and output in message_delta; OpenAI-format upstreams
+// behind CCR put zeros in message_start and every count in message_delta.
+func mergeStreamUsage(start, delta reportedUsage) reportedUsage {
+	var merged reportedUsage
+	for kind := 0; kind < usageKinds; kind++ {
+		switch {
+		case delta.has(kind) && delta.tokens[kind] != 0:
+			merged.set(kind, delta.tokens[kind])
+		case start.has(kind):
+			merged.set(kind, start.tokens[kind])
+		case delta.has(kind):
+			merged.set(kind, delta.tokens[kind])
+		}
+	}
+	return merged
+}
+
+// usageJSON is a Messages API usage object. Raw values let a count of an
+// unexpected type leave only that count unknown.
+type usageJSON struct {
+	InputTokens         json.RawMessage `json:"input_tokens"`
+	OutputTokens        json.RawMessage `json:"output_tokens"`
+	CacheReadTokens     json.RawMessage `json:"cache_read_input_tokens"`
+	CacheCreationTokens json.RawMessage `json:"cache_creation_input_tokens"`
+}
+
+// parseUsage reads a usage object. Counts that are absent, null or not
+// numbers are unknown.
+func parseUsage(raw json.RawMessage) reportedUsage {
+	var u reportedUsage
+	var j usageJSON
+	if len(raw) == 0 || json.Unmarshal(raw, &j) != nil {
+		return u
+	}
+	for kind, value := range [usageKinds]json.RawMessage{j.InputTokens, j.OutputTokens, j.CacheReadTokens, j.CacheCreationTokens} {
+		if n, ok := tokenCount(value); ok {
+			u.set(kind, n)
+		}
+	}
+	return u
+}
+
+// tokenCount reads a JSON number as a token count. A fraction is truncated
+// and a value beyond the int64 range saturates.
+func tokenCount(raw json.RawMessage) (int64, bool) {
+	v := bytes.TrimSpace(raw)
+	if len(v) == 0 || !(v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		return n, true
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil && !math.IsInf(f, 0) {
+		return 0, false
+	}
+	switch {
+	case f >= math.MaxInt64:
+		return math.MaxInt64, true
+	case f <= math.MinInt64:
+		return math.MinInt64, true
+	}
+	return int64(f), true
+}
+
+// messageJSON is the part of a Messages API message that names the model
+// that served it and its usage.
+type messageJSON struct {
+	Model json.RawMessage `json:"model"`
+	Usage json.RawMessage `json:"usage"`
+}
+
+// responseInfo is the model and usage that a response body reports.
+type responseInfo struct {
+	// model is the upstream model that served the request, or "".
+	model string
+	usage reportedUsage
+}
+
+// parseMessage reads the model and usage of a JSON Messages API response.
+// A body that is not a JSON object reports nothing.
+func parseMessage(body []byte) responseInfo {
+	var m messageJSON
+	if json.Unmarshal(body, &m) != nil {
+		return responseInfo{}
+	}
+	model, _ := jsonString(m.Model)
+	return responseInfo{model: model, usage: parseUsage(m.Usage)}
+}
+
+// usageScanner reads a response body's usage from the bytes the caller
+// reads. Implementations need no locking: bodyTap serializes the calls.
+type usageScanner interface {
+	// scan consumes the next bytes of the body.
+	scan(p []byte)
+	// result returns what the bytes scanned so far report.
+	result() responseInfo
+}
+
+// jsonScanner keeps a copy of a JSON response body, up to max bytes, to
+// parse once the body ends.
+type jsonScanner struct {
+	max      int
+	buf      []byte
+	overflow bool
+}
+
+func (s *jsonScanner) scan(p []byte) {
+	if s.overflow {
+		return
+	}
+	if len(s.buf)+len(p) > s.max {
+		s.overflow, s.buf = true, nil
+		return
+	}
+	s.buf = append(s.buf, p...)
+}
+
+// result parses the copy, even when the body was closed before its end,
+// because a caller that decodes the body with a json.Decoder may stop
+// reading before io.EOF. A body past max or cut short reports nothing.
+func (s *jsonScanner) result() responseInfo {
+	if s.overflow {
+		return responseInfo{}
+	}
+	return parseMessage(s.buf)
+}
+
+// bodyTap is a response body that passes every byte through to the caller
+// unchanged and in the same Read call, while a usageScanner reads it. It
+// calls onDone exactly once: when a Read returns an error, io.EOF
+// included, or at the first Close, whichever comes first. A body that the
+// caller neither reads to the end nor closes never calls it.
+type bodyTap struct {
+	rc     io.ReadCloser
+	onDone func(responseInfo)
+
+	mu      sync.Mutex // guards scanner and done
+	scanner usageScanner
+	done    bool
+}
+
+func newBodyTap(rc io.ReadCloser, scanner usageScanner, onDone func(responseInfo)) *bodyTap {
+	return &bodyTap{rc: rc, scanner: scanner, onDone: onDone}
+}
+
+// Read reads from the underlying body. It holds no lock while the body
+// blocks, so Close from another goroutine can interrupt it as usual.
+func (b *bodyTap) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return n, err
+	}
+	b.scanner.scan(p[:n])
+	if err == nil {
+		b.mu.Unlock()
+		return n, err
+	}
+	info := b.finishLocked()
+	b.mu.Unlock()
+
+	b.onDone(info)
+	return n, err
+}
+
+// Close settles with what was read so far, if nothing settled before, and
+// closes the underlying body.
+func (b *bodyTap) Close() error {
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return b.rc.Close()
+	}
+	info := b.finishLocked()
+	b.mu.Unlock()
+
+	b.onDone(info)
+	return b.rc.Close()
+}
+
+func (b *bodyTap) finishLocked() responseInfo {
+	b.done = true
+	info := b.scanner.result()
+	b.scanner = nil
+	return info
+}
