@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeCCR is an httptest server on 127.0.0.1 that stands in for CCR. It
+// messagesServer is an httptest server on 127.0.0.1 that stands in for CCR. It
 // records each request it receives and answers with respond.
-type fakeCCR struct {
+type messagesServer struct {
 	*httptest.Server
 
 	mu       sync.Mutex // guards received
@@ -34,9 +34,9 @@ type receivedRequest struct {
 	body         []byte
 }
 
-func newFakeCCR(t *testing.T, respond http.HandlerFunc) *fakeCCR {
+func newMessagesServer(t *testing.T, respond http.HandlerFunc) *messagesServer {
 	t.Helper()
-	f := &fakeCCR{}
+	f := &messagesServer{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -52,7 +52,7 @@ func newFakeCCR(t *testing.T, respond http.HandlerFunc) *fakeCCR {
 	return f
 }
 
-func (f *fakeCCR) lastRequest(t *testing.T) receivedRequest {
+func (f *messagesServer) lastRequest(t *testing.T) receivedRequest {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -60,8 +60,8 @@ func (f *fakeCCR) lastRequest(t *testing.T) receivedRequest {
 	return f.received[len(f.received)-1]
 }
 
-// respondJSON answers with body as application/json.
-func respondJSON(status int, body string) http.HandlerFunc {
+// writeMessagesJSON answers with body as application/json.
+func writeMessagesJSON(status int, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(status)
@@ -153,7 +153,7 @@ const jsonReply = `{"id":"chatcmpl-1","type":"message","role":"assistant","model
 	`"usage":{"input_tokens":120,"output_tokens":42,"cache_read_input_tokens":20}}`
 
 func TestTransportJSON(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, _, client := testTransport(t)
 	body := messagesBody("claude-sonnet-4-20250514")
 
@@ -176,7 +176,7 @@ func TestTransportJSON(t *testing.T) {
 }
 
 func TestTransportSSE(t *testing.T) {
-	ccr := newFakeCCR(t, respondSSE(anthropicStream))
+	ccr := newMessagesServer(t, respondSSE(anthropicStream))
 	tr, _, client := testTransport(t)
 	body := messagesBody("anthropic,claude-sonnet-4-20250514", `"stream":true`)
 
@@ -195,7 +195,7 @@ func TestTransportSSE(t *testing.T) {
 }
 
 func TestTransportSSEOpenAIFormat(t *testing.T) {
-	ccr := newFakeCCR(t, respondSSE(openAIStream))
+	ccr := newMessagesServer(t, respondSSE(openAIStream))
 	tr, _, client := testTransport(t)
 
 	_, got := post(t, context.Background(), client, ccr.URL+"/v1/messages", messagesBody("claude-sonnet-4", `"stream":true`, `"thinking":{"type":"disabled"}`))
@@ -210,7 +210,7 @@ func TestTransportSSENotDelayed(t *testing.T) {
 	first := "event: message_start\n" + `data: {"type":"message_start","message":{"model":"deepseek-chat","usage":{"input_tokens":7,"output_tokens":0}}}` + "\n\n"
 	rest := "event: message_delta\n" + `data: {"type":"message_delta","usage":{"output_tokens":3}}` + "\n\n"
 	proceed := make(chan struct{})
-	ccr := newFakeCCR(t, func(w http.ResponseWriter, r *http.Request) {
+	ccr := newMessagesServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, first)
 		w.(http.Flusher).Flush()
@@ -242,7 +242,7 @@ func TestTransportSSENotDelayed(t *testing.T) {
 }
 
 func TestTransportSSEEarlyClose(t *testing.T) {
-	ccr := newFakeCCR(t, respondSSE(anthropicStream))
+	ccr := newMessagesServer(t, respondSSE(anthropicStream))
 	tr, _, client := testTransport(t)
 
 	req, err := http.NewRequest(http.MethodPost, ccr.URL+"/v1/messages", strings.NewReader(messagesBody("anthropic,claude-sonnet-4-20250514")))
@@ -267,14 +267,14 @@ func TestTransportUnknownUsage(t *testing.T) {
 		respond http.HandlerFunc
 	}{
 		{"zero SSE usage", respondSSE(zeroStream)},
-		{"zero JSON usage", respondJSON(http.StatusOK, `{"model":"deepseek-chat","usage":{"input_tokens":0,"output_tokens":0}}`)},
-		{"missing JSON usage", respondJSON(http.StatusOK, `{"model":"deepseek-chat"}`)},
-		{"not JSON", respondJSON(http.StatusOK, `<html>ok</html>`)},
+		{"zero JSON usage", writeMessagesJSON(http.StatusOK, `{"model":"deepseek-chat","usage":{"input_tokens":0,"output_tokens":0}}`)},
+		{"missing JSON usage", writeMessagesJSON(http.StatusOK, `{"model":"deepseek-chat"}`)},
+		{"not JSON", writeMessagesJSON(http.StatusOK, `<html>ok</html>`)},
 		{"empty body", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ccr := newFakeCCR(t, tt.respond)
+			ccr := newMessagesServer(t, tt.respond)
 			tr, _, client := testTransport(t)
 
 			post(t, context.Background(), client, ccr.URL+"/v1/messages", messagesBody("claude-sonnet-4"))
@@ -292,7 +292,7 @@ func TestTransportErrorStatus(t *testing.T) {
 	const reply = `{"error":{"message":"Error from provider(deepseek,deepseek-chat: 500)","type":"api_error","code":"provider_response_error"}}`
 	for _, status := range []int{http.StatusInternalServerError, http.StatusTooManyRequests, http.StatusUnauthorized, http.StatusNotFound} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			ccr := newFakeCCR(t, respondJSON(status, reply))
+			ccr := newMessagesServer(t, writeMessagesJSON(status, reply))
 			tr, transport, client := testTransport(t)
 			health := &healthRecorder{}
 			transport.Health = health
@@ -341,7 +341,7 @@ func TestTransportConnectionRefused(t *testing.T) {
 }
 
 func TestTransportConnectionDropped(t *testing.T) {
-	ccr := newFakeCCR(t, func(w http.ResponseWriter, r *http.Request) {
+	ccr := newMessagesServer(t, func(w http.ResponseWriter, r *http.Request) {
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
 			conn.Close()
@@ -363,7 +363,7 @@ func TestTransportConnectionDropped(t *testing.T) {
 }
 
 func TestTransportCanceledNotReported(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, transport, client := testTransport(t)
 	health := &healthRecorder{}
 	transport.Health = health
@@ -397,7 +397,7 @@ func TestTransportBodyOverBound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+			ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 			tr, transport, client := testTransport(t)
 			// The bound applies to the response too, which must fit.
 			transport.MaxBodyBytes = int64(len(jsonReply))
@@ -422,7 +422,7 @@ func TestTransportBodyOverBound(t *testing.T) {
 }
 
 func TestTransportMaxBodyBytesMaxInt(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, transport, client := testTransport(t)
 	transport.MaxBodyBytes = math.MaxInt64
 	body := messagesBody("claude-3-5-haiku")
@@ -436,7 +436,7 @@ func TestTransportMaxBodyBytesMaxInt(t *testing.T) {
 }
 
 func TestTransportResponseOverBound(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, transport, client := testTransport(t)
 	transport.MaxBodyBytes = int64(len(jsonReply) - 1)
 
@@ -450,7 +450,7 @@ func TestTransportResponseOverBound(t *testing.T) {
 func TestTransportNonJSONBody(t *testing.T) {
 	for name, body := range map[string]string{"text": "hello world", "array": `[{"model":"claude-3-5-haiku"}]`, "empty": ""} {
 		t.Run(name, func(t *testing.T) {
-			ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+			ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 			tr, _, client := testTransport(t)
 
 			post(t, context.Background(), client, ccr.URL+"/v1/messages", body)
@@ -464,7 +464,7 @@ func TestTransportNonJSONBody(t *testing.T) {
 }
 
 func TestTransportUncountedRequests(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, `{"input_tokens":2}`))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, `{"input_tokens":2}`))
 	tr, _, client := testTransport(t)
 	body := messagesBody("claude-sonnet-4")
 
@@ -481,7 +481,7 @@ func TestTransportUncountedRequests(t *testing.T) {
 }
 
 func TestTransportPathPrefix(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, _, client := testTransport(t)
 
 	post(t, context.Background(), client, ccr.URL+"/preset/team/v1/messages?beta=true", messagesBody("claude-sonnet-4"))
@@ -490,7 +490,7 @@ func TestTransportPathPrefix(t *testing.T) {
 }
 
 func TestTransportRouteOverride(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, _, client := testTransport(t)
 
 	ctx := WithRoute(context.Background(), "gemini", TaskBackground)
@@ -503,7 +503,7 @@ func TestTransportRouteOverride(t *testing.T) {
 }
 
 func TestTransportRouteOverrideUnlistedProvider(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, _, client := testTransport(t)
 
 	post(t, WithRoute(context.Background(), "self-hosted", ""), client, ccr.URL+"/v1/messages", messagesBody("claude-sonnet-4"))
@@ -522,12 +522,12 @@ func TestTransportFallbackByModel(t *testing.T) {
 		respond http.HandlerFunc
 		wantIn  int64
 	}{
-		{"JSON", respondJSON(http.StatusOK, fallbackReply), 50},
+		{"JSON", writeMessagesJSON(http.StatusOK, fallbackReply), 50},
 		{"SSE", respondSSE(fallbackStream), 120},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ccr := newFakeCCR(t, tt.respond)
+			ccr := newMessagesServer(t, tt.respond)
 			tr, _, client := testTransport(t)
 
 			post(t, context.Background(), client, ccr.URL+"/v1/messages", messagesBody("claude-sonnet-4"))
@@ -545,7 +545,7 @@ func TestTransportFallbackByModel(t *testing.T) {
 }
 
 func TestTransportFallbackUnknownUsage(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, `{"model":"claude-sonnet-4-20250514","usage":{"input_tokens":0,"output_tokens":0}}`))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, `{"model":"claude-sonnet-4-20250514","usage":{"input_tokens":0,"output_tokens":0}}`))
 	tr, _, client := testTransport(t)
 
 	post(t, context.Background(), client, ccr.URL+"/v1/messages", messagesBody("claude-sonnet-4"))
@@ -560,7 +560,7 @@ func TestTransportFallbackUnknownUsage(t *testing.T) {
 }
 
 func TestTransportInvalidProviderName(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, _, client := testTransport(t)
 	longName := strings.Repeat("p", MaxNameLength+1)
 
@@ -572,7 +572,7 @@ func TestTransportInvalidProviderName(t *testing.T) {
 }
 
 func TestTransportInvalidOverrideNames(t *testing.T) {
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, _, client := testTransport(t)
 	longName := strings.Repeat("x", MaxNameLength+1)
 
@@ -582,7 +582,7 @@ func TestTransportInvalidOverrideNames(t *testing.T) {
 }
 
 func TestTransportNilTracker(t *testing.T) {
-	ccr := newFakeCCR(t, respondSSE(anthropicStream))
+	ccr := newMessagesServer(t, respondSSE(anthropicStream))
 	client := &http.Client{Transport: &Transport{Base: &http.Transport{}}}
 	body := messagesBody("claude-sonnet-4")
 
@@ -647,7 +647,7 @@ func TestTransportRequestBodyReadError(t *testing.T) {
 	failure := errors.New("disk read failed")
 	transport := &Transport{Base: &http.Transport{}, Tracker: tr}
 	defer transport.CloseIdleConnections()
-	ccr := newFakeCCR(t, respondJSON(http.StatusOK, jsonReply))
+	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 
 	req, err := http.NewRequest(http.MethodPost, ccr.URL+"/v1/messages", io.MultiReader(strings.NewReader(`{"model":`), errorReader{failure}))
 	require.NoError(t, err)
@@ -657,12 +657,12 @@ func TestTransportRequestBodyReadError(t *testing.T) {
 }
 
 func TestTransportConcurrent(t *testing.T) {
-	ccr := newFakeCCR(t, func(w http.ResponseWriter, r *http.Request) {
+	ccr := newMessagesServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.Header.Get("Accept"), "stream") {
 			respondSSE(openAIStream)(w, r)
 			return
 		}
-		respondJSON(http.StatusOK, jsonReply)(w, r)
+		writeMessagesJSON(http.StatusOK, jsonReply)(w, r)
 	})
 	tr, _, client := testTransport(t)
 
