@@ -110,57 +110,57 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // RoundTrip sends req through Base and records it, as the Transport
 // documentation describes. It returns what Base returns.
-func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	base := t.base()
-	if t.Tracker == nil || req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/v1/messages") {
+func (tp *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := tp.base()
+	if tp.Tracker == nil || req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/v1/messages") {
 		return base.RoundTrip(req)
 	}
 
 	// Classify the body, then send the same bytes.
-	out, body, complete := t.readBody(req)
+	out, body, complete := tp.readBody(req)
 	r := route{provider: ProviderUnknown, task: TaskDefault}
 	if complete {
-		if classified, ok := classify(t.Config, body, t.LongContextThreshold); ok {
+		if classified, ok := classify(tp.Config, body, tp.LongContextThreshold); ok {
 			r = classified
 		}
 	}
-	r = applyOverride(req.Context(), t.Config, r)
-	pending, r := t.begin(r)
+	r = applyOverride(req.Context(), tp.Config, r)
+	pending, r := tp.begin(r)
 
 	resp, err := base.RoundTrip(out)
 	if err != nil {
 		_ = pending.Fail()
-		t.reportHealth(err)
+		tp.reportHealth(err)
 		return resp, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_ = pending.Fail()
 		return resp, nil
 	}
-	t.watchBody(resp, pending, r)
+	tp.watchBody(resp, pending, r)
 	return resp, nil
 }
 
 // CloseIdleConnections closes the idle connections of Base, if it has such
 // a method, so that http.Client.CloseIdleConnections reaches it.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.base().(interface{ CloseIdleConnections() }); ok {
+func (tp *Transport) CloseIdleConnections() {
+	if c, ok := tp.base().(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
 }
 
-func (t *Transport) base() http.RoundTripper {
-	if t.Base == nil {
+func (tp *Transport) base() http.RoundTripper {
+	if tp.Base == nil {
 		return http.DefaultTransport
 	}
-	return t.Base
+	return tp.Base
 }
 
-func (t *Transport) maxBodyBytes() int64 {
-	if t.MaxBodyBytes <= 0 {
+func (tp *Transport) maxBodyBytes() int64 {
+	if tp.MaxBodyBytes <= 0 {
 		return DefaultMaxBodyBytes
 	}
-	return t.MaxBodyBytes
+	return tp.MaxBodyBytes
 }
 
 // readBody reads req's body, up to the size bound, and returns the request
@@ -168,11 +168,11 @@ func (t *Transport) maxBodyBytes() int64 {
 // and closes req's body when it is closed. complete reports whether body
 // contains the whole request body. GetBody and ContentLength stay as the
 // caller set them, because the bytes do not change.
-func (t *Transport) readBody(req *http.Request) (out *http.Request, body []byte, complete bool) {
+func (tp *Transport) readBody(req *http.Request) (out *http.Request, body []byte, complete bool) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return req, nil, true
 	}
-	limit := t.maxBodyBytes()
+	limit := tp.maxBodyBytes()
 	if req.ContentLength > limit {
 		return req, nil, false
 	}
@@ -201,24 +201,24 @@ func (t *Transport) readBody(req *http.Request) (out *http.Request, body []byte,
 
 // begin records the start of a request on route r and returns the route
 // it was recorded under.
-func (t *Transport) begin(r route) (Request, route) {
-	pending, err := t.Tracker.Begin(r.provider, r.task, r.estimate)
+func (tp *Transport) begin(r route) (Request, route) {
+	pending, err := tp.Tracker.Begin(r.provider, r.task, r.estimate)
 	if err == nil {
 		return pending, r
 	}
 	r.provider, r.named = ProviderUnknown, false
-	if pending, err = t.Tracker.Begin(r.provider, r.task, r.estimate); err == nil {
+	if pending, err = tp.Tracker.Begin(r.provider, r.task, r.estimate); err == nil {
 		return pending, r
 	}
 	// Both names are valid constants now, so this Begin cannot fail.
 	r.task = TaskDefault
-	pending, _ = t.Tracker.Begin(r.provider, r.task, r.estimate)
+	pending, _ = tp.Tracker.Begin(r.provider, r.task, r.estimate)
 	return pending, r
 }
 
 // watchBody replaces the body of a 2xx response with one that settles
 // pending when the caller has read it to its end or closed it.
-func (t *Transport) watchBody(resp *http.Response, pending Request, r route) {
+func (tp *Transport) watchBody(resp *http.Response, pending Request, r route) {
 	if resp.Body == nil || resp.Body == http.NoBody {
 		_ = pending.FinishUnknown()
 		return
@@ -227,17 +227,17 @@ func (t *Transport) watchBody(resp *http.Response, pending Request, r route) {
 	if isEventStream(resp.Header) {
 		scanner = new(sseScanner)
 	} else {
-		scanner = &jsonScanner{max: int(min(t.maxBodyBytes(), math.MaxInt))}
+		scanner = &jsonScanner{max: int(min(tp.maxBodyBytes(), math.MaxInt))}
 	}
 	resp.Body = newBodyTap(resp.Body, scanner, func(info responseInfo) {
-		t.settle(pending, r, info)
+		tp.settle(pending, r, info)
 	})
 }
 
 // settle settles pending with what the response reported, on the
 // provider that served it.
-func (t *Transport) settle(pending Request, r route, info responseInfo) {
-	serving := t.Config.servingProvider(info.model, r.provider, r.task)
+func (tp *Transport) settle(pending Request, r route, info responseInfo) {
+	serving := tp.Config.servingProvider(info.model, r.provider, r.task)
 
 	if !info.usage.billable() {
 		if serving == r.provider {
@@ -246,7 +246,7 @@ func (t *Transport) settle(pending Request, r route, info responseInfo) {
 		}
 		// Request.FinishOn needs a usage. Without one, record the
 		// fallback and the served request in two steps.
-		next, err := t.Tracker.Begin(serving, r.task, r.estimate)
+		next, err := tp.Tracker.Begin(serving, r.task, r.estimate)
 		if err != nil {
 			_ = pending.FinishUnknown()
 			return
@@ -264,13 +264,13 @@ func (t *Transport) settle(pending Request, r route, info responseInfo) {
 
 // reportHealth passes err to Health when it shows that CCR is down: the
 // connection was refused, or CCR closed or reset it before a response.
-func (t *Transport) reportHealth(err error) {
-	if t.Health == nil {
+func (tp *Transport) reportHealth(err error) {
+	if tp.Health == nil {
 		return
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Health.ReportUnavailable(err)
+		tp.Health.ReportUnavailable(err)
 	}
 }
 
