@@ -52,7 +52,7 @@ func (l *alertLog) levels() []ccrusage.Level {
 
 // newClient returns a client of the server at addr, closed when t ends.
 // configure, if not nil, changes the options first.
-func newClient(t *testing.T, addr string, configure func(*redis.Options)) *redis.Client {
+func newClient(t testing.TB, addr string, configure func(*redis.Options)) *redis.Client {
 	t.Helper()
 	opts := &redis.Options{Addr: addr}
 	if configure != nil {
@@ -77,7 +77,7 @@ type instance struct {
 
 // newInstance returns a Tracker with a Store on client, closed when t ends.
 // A zero opts.FlushInterval becomes -1, so that the test flushes by hand.
-func newInstance(t *testing.T, client redis.UniversalClient, cfg ccrusage.Config, opts Options) instance {
+func newInstance(t testing.TB, client redis.UniversalClient, cfg ccrusage.Config, opts Options) instance {
 	t.Helper()
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = -1
@@ -100,7 +100,7 @@ func limited(clock ccrusage.Clock, sink ccrusage.AlertSink, provider string, loc
 	}
 }
 
-func flush(t *testing.T, st *Store) {
+func flush(t testing.TB, st *Store) {
 	t.Helper()
 	require.NoError(t, st.Flush(context.Background()))
 }

@@ -51,9 +51,12 @@ type Options struct {
 	// DefaultMaxPending.
 	MaxPending int
 
-	// Timeout bounds each round trip to Redis, including the client's own
-	// retries, and the initial read in Attach. Zero means DefaultTimeout
-	// (1 s).
+	// Timeout is the deadline of each round trip to Redis, the client's own
+	// retries included, and of the initial read in Attach. go-redis applies
+	// a context deadline to reads and writes only when the client's
+	// ContextTimeoutEnabled option is true; otherwise its ReadTimeout and
+	// WriteTimeout bound them and Timeout bounds dials and retries. Zero
+	// means DefaultTimeout (1 s).
 	Timeout time.Duration
 
 	// SendUnclaimedAfter is the number of consecutive failed flushes after

@@ -18,7 +18,7 @@ import (
 // on a free port, with its files in a temporary directory. It keeps no
 // data on disk unless stopped with stop, which saves it for the next start.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	path string
 	dir  string
 	port int
@@ -30,7 +30,7 @@ type redisServer struct {
 // startRedis starts a redis-server for t and stops it, by PID, when t ends.
 // It skips t when redis-server is not on PATH, and fails t instead when
 // CCRUSAGE_REQUIRE_TOOLS=1.
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -46,7 +46,7 @@ func startRedis(t *testing.T) *redisServer {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
