@@ -33,13 +33,13 @@ type claim struct {
 	alert ccrusage.Alert
 	send  func(ccrusage.Alert)
 	// sentUnclaimed reports whether the alert was sent without a claim
-	// during an outage. It is claimed all the same once Redis answers, so
-	// that a later process does not send it again.
+	// during an outage. The next flush that succeeds claims it all the same,
+	// so that a later process does not send it again.
 	sentUnclaimed bool
 }
 
-// batch is what one flush applies: count changes and alert claims under one
-// flush id. A batch whose flush failed is retried unchanged, id included,
+// batch is the count changes and alert claims that one flush applies under
+// one flush id. A batch whose flush failed is retried unchanged, id included,
 // until Redis acknowledges it, so that the script can tell a retry from a
 // new batch.
 type batch struct {

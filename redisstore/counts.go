@@ -45,6 +45,8 @@ func addCounts(a, b ccrusage.Counts) ccrusage.Counts {
 // othersCounts returns total-mine over the kinds kept in Redis, each at
 // least zero. A kind comes out negative only when Redis lost counts that
 // this Store applied, as after a restart without persistence.
+// NOTE: the Store does not apply its earlier changes again after such a
+// loss, so the other processes' counts read low for the rest of the day.
 func othersCounts(total, mine ccrusage.Counts) ccrusage.Counts {
 	var o ccrusage.Counts
 	for _, k := range kinds {

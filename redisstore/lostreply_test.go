@@ -124,9 +124,9 @@ func (p *replyDropper) close() {
 func TestStoreLostReplyNotAppliedTwice(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// configure sets the client's own retries: with them, go-redis
-		// sends the script again on a new connection; without, Flush fails
-		// and the next Flush retries the batch.
+		// configure sets the client's own retries. With them, go-redis
+		// sends the script again on a new connection. Without them, Flush
+		// fails and the next Flush retries the batch.
 		configure  func(*redis.Options)
 		flushFails bool
 	}{

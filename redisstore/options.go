@@ -52,11 +52,11 @@ type Options struct {
 	MaxPending int
 
 	// Timeout is the deadline of each round trip to Redis, the client's own
-	// retries included, and of the initial read in Attach. go-redis applies
-	// a context deadline to reads and writes only when the client's
-	// ContextTimeoutEnabled option is true; otherwise its ReadTimeout and
-	// WriteTimeout bound them and Timeout bounds dials and retries. Zero
-	// means DefaultTimeout (1 s).
+	// retries included, and of the initial read in Attach. Zero means
+	// DefaultTimeout (1 s). go-redis applies a context deadline to reads and
+	// writes only when the client's ContextTimeoutEnabled option is true.
+	// Without it, the client's ReadTimeout and WriteTimeout bound them, and
+	// Timeout bounds only dials and retries.
 	Timeout time.Duration
 
 	// SendUnclaimedAfter is the number of consecutive failed flushes after

@@ -141,7 +141,7 @@ func TestStoreAlertSentUnclaimedInLongOutage(t *testing.T) {
 	assert.Equal(t, int64(2), a.tr.Snapshot().Store.UnclaimedAlerts)
 
 	// Once Redis is back the alerts are claimed after the fact, so b,
-	// which now sees the counts, sends neither.
+	// which now reads the counts, sends neither.
 	srv.start()
 	flush(t, a.st)
 	flush(t, b.st)

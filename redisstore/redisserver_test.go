@@ -60,7 +60,7 @@ func (s *redisServer) addr() string {
 }
 
 // start runs redis-server on s's port and directory, and waits until it
-// answers PING. It loads the data that stop saved, if any.
+// replies to PING. It loads the data that stop saved, if any.
 func (s *redisServer) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.path,

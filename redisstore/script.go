@@ -14,13 +14,20 @@ import (
 // because that batch was acknowledged. KEYS[4...] are the counts hashes of
 // the batch's days, then the claim keys of its alerts.
 //
-// ARGV[1] is the Tracker's clock in Unix milliseconds, ARGV[2] the grace in
-// milliseconds, ARGV[3] the window before now in milliseconds of the days
-// whose totals are returned, ARGV[4] the flush id (empty for a batch that
-// only reads), ARGV[5] the prefix of counts keys, ARGV[6] the number of days
-// and ARGV[7] the number of claims. Each day follows as its index member,
-// its end and its expiry in Unix milliseconds, its number of fields, and
-// field and increment pairs; each claim follows as its expiry.
+// ARGV starts with seven values:
+//
+//  1. the Tracker's clock, in Unix milliseconds
+//  2. the grace, in milliseconds
+//  3. the window before now, in milliseconds, in which a day must end to
+//     have its totals returned
+//  4. the flush id, empty for a batch that only reads
+//  5. the prefix of counts keys
+//  6. the number of days
+//  7. the number of claims
+//
+// Each day follows as its index member, its end and its expiry in Unix
+// milliseconds, its number of fields, and its field and increment pairs.
+// Then each claim follows as its expiry.
 //
 // The reply is {applied, claims, totals}: applied is 1 if this run applied
 // the increments and 0 if the flush id was already set (a retry of a batch

@@ -31,7 +31,7 @@ type Store struct {
 	// ctx is cancelled by Close to cut short a background flush.
 	ctx     context.Context
 	cancel  context.CancelFunc
-	wake    chan struct{} // asks the background goroutine to flush early
+	wake    chan struct{} // wakes the background goroutine for an early flush
 	stopped chan struct{} // closed when the background goroutine returns
 
 	closeOnce sync.Once
@@ -212,7 +212,12 @@ func (s *Store) collect(deltas []ccrusage.Delta) {
 		k := taskKey{provider: d.Provider, task: d.Task, date: d.Date}
 		if c, ok := s.pending[k]; ok {
 			c.counts = addCounts(c.counts, d.Counts)
-			s.pending[k] = c
+			if isZero(c.counts) {
+				// Changes that cancel out leave nothing to apply.
+				delete(s.pending, k)
+			} else {
+				s.pending[k] = c
+			}
 			continue
 		}
 		if s.pendingLenLocked() >= s.opts.MaxPending {
@@ -303,7 +308,8 @@ func (s *Store) failed(err error) error {
 }
 
 // takeUnsentLocked marks the alerts not yet sent as sent without a claim,
-// and returns them. They stay queued, to be claimed once Redis answers.
+// and returns them. They stay queued, to be claimed by the next flush that
+// succeeds.
 func (s *Store) takeUnsentLocked() []*claim {
 	var unsent []*claim
 	queues := [][]*claim{s.alerts}
@@ -361,7 +367,7 @@ func (s *Store) succeeded(shared *ccrusage.Shared, b *batch, reply flushReply, n
 }
 
 // othersLocked returns the counts of the other processes: the totals minus
-// what this Store applied. It also forgets the applied changes of days
+// what this Store applied. It also deletes the applied changes of days
 // whose keys have expired.
 func (s *Store) othersLocked(totals map[taskKey]ccrusage.Counts, now time.Time) []ccrusage.Others {
 	others := make([]ccrusage.Others, 0, len(totals))
@@ -384,13 +390,16 @@ func (s *Store) othersLocked(totals map[taskKey]ccrusage.Counts, now time.Time) 
 // SendAlert queues a for its claim in Redis and returns at once. The
 // background goroutine, woken early, claims it with the next flush and
 // calls send if this Store won the claim among all Stores on the Prefix.
+// With a negative FlushInterval, the claim waits for the next Flush.
+//
 // Alerts wait while Redis cannot be reached. Once SendUnclaimedAfter
-// flushes in a row have failed, they are sent without a claim, counted in
-// StoreStatus.UnclaimedAlerts, and claimed when Redis answers again, so
-// that a later process does not send them; other processes may have sent
-// them meanwhile. Alerts other than quota alerts, alerts past a queue of
-// 1024, and alerts after Close are sent at once: the last two are counted as
-// unclaimed.
+// flushes in a row have failed, they are sent without a claim and counted
+// in StoreStatus.UnclaimedAlerts, because other processes may send them
+// too. The next flush that succeeds still claims them, so that a later
+// process does not send them again.
+//
+// Alerts other than quota alerts are sent at once. So are alerts past a
+// queue of 1024 and alerts after Close, which count as unclaimed.
 func (s *Store) SendAlert(a ccrusage.Alert, send func(ccrusage.Alert)) {
 	if a.Kind != ccrusage.AlertQuota || a.Provider == "" {
 		send(a)
