@@ -101,7 +101,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 }
 
 // Attach connects the Store to a Tracker; ccrusage.New calls it. It reads
-// the day's shared totals, waiting at most Options.Timeout, so that a
+// the day's shared totals, within Options.Timeout, so that a
 // restarted process starts from the counts of the day. It fails only when
 // the Store is attached already or closed: an unreachable Redis shows in
 // Status and does not keep the Tracker from starting. Unless FlushInterval
@@ -400,6 +400,9 @@ func (s *Store) othersLocked(totals map[taskKey]ccrusage.Counts, now time.Time) 
 //
 // Alerts other than quota alerts are sent at once. So are alerts past a
 // queue of 1024 and alerts after Close, which count as unclaimed.
+//
+// send runs on the goroutine of the flush that won the claim, during that
+// flush, so the AlertSink behind it must not call Flush or Close.
 func (s *Store) SendAlert(a ccrusage.Alert, send func(ccrusage.Alert)) {
 	if a.Kind != ccrusage.AlertQuota || a.Provider == "" {
 		send(a)
