@@ -54,6 +54,10 @@ type StoreStatus struct {
 	// Dropped counts the count changes discarded because the local buffer
 	// was full; they are missing from the shared totals.
 	Dropped int64 `json:"dropped"`
+	// UnclaimedAlerts counts alerts sent without winning a claim because
+	// the store could not be reached in time; another process may have
+	// sent the same alert.
+	UnclaimedAlerts int64 `json:"unclaimed_alerts"`
 }
 
 // Delta is the change of one provider's counts for one task on one day, as
@@ -92,6 +96,12 @@ type Shared struct {
 type deltaKey struct {
 	provider, task string
 	date           Date
+}
+
+// Now returns the Tracker's clock reading, so that a store dates its
+// exchanges and picks the current days by the same clock as the counts.
+func (s *Shared) Now() time.Time {
+	return s.tr.clock.Now()
 }
 
 // Collect returns the changes of this process's counts since the previous

@@ -174,3 +174,12 @@ func TestMemoryStoreStatus(t *testing.T) {
 	assert.False(t, s.Persistent)
 	assert.False(t, s.Approximate)
 }
+
+func TestSharedNowReadsTrackerClock(t *testing.T) {
+	clock := NewManualClock(base)
+	_, m := newMember(t, newSharedMemory(), clock, nil, Config{})
+	assert.Equal(t, base, m.shared.Now())
+
+	later := clock.Advance(time.Hour)
+	assert.Equal(t, later, m.shared.Now())
+}
