@@ -1,6 +1,7 @@
 package ccrusage
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -46,7 +47,7 @@ type StoreStatus struct {
 	// success.
 	LastError string `json:"last_error,omitempty"`
 	// LastSync is when counts were last exchanged successfully; zero if
-	// never.
+	// never, which JSON encodes as null.
 	LastSync time.Time `json:"last_sync"`
 	// Pending counts the count changes collected and not yet applied to the
 	// shared counts.
@@ -58,6 +59,20 @@ type StoreStatus struct {
 	// the store could not be reached in time; another process may have
 	// sent the same alert.
 	UnclaimedAlerts int64 `json:"unclaimed_alerts"`
+}
+
+// MarshalJSON encodes s with a zero LastSync as null rather than as the
+// year 1.
+func (s StoreStatus) MarshalJSON() ([]byte, error) {
+	type plain StoreStatus
+	out := struct {
+		plain
+		LastSync *time.Time `json:"last_sync"`
+	}{plain: plain(s)}
+	if !s.LastSync.IsZero() {
+		out.LastSync = &s.LastSync
+	}
+	return json.Marshal(out)
 }
 
 // Delta is the change of one provider's counts for one task on one day, as

@@ -1,6 +1,8 @@
 package ccrusage
 
 import (
+	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,4 +184,16 @@ func TestSharedNowReadsTrackerClock(t *testing.T) {
 
 	later := clock.Advance(time.Hour)
 	assert.Equal(t, later, m.shared.Now())
+}
+
+func TestStoreStatusJSON(t *testing.T) {
+	b, err := json.Marshal(StoreStatus{Name: "memory", Available: true})
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"last_sync":null`)
+
+	synced := StoreStatus{Name: "redis", LastSync: time.Date(2026, time.October, 14, 9, 0, 0, 0, time.UTC)}
+	b, err = json.Marshal(synced)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"last_sync":"2026-10-14T09:00:00Z"`)
+	assert.Equal(t, 1, strings.Count(string(b), "last_sync"))
 }
