@@ -508,6 +508,27 @@ func TestCCRFallback(t *testing.T) {
 			})
 		}
 	}
+	t.Run("stream closed early", func(t *testing.T) {
+		f := newFixture(t, h)
+		release := h.OpenRouter.HoldStreams()
+		t.Cleanup(release)
+
+		events := f.client.Messages.NewStreaming(context.Background(), message(harness.ModelRateLimited, "hello"))
+		require.True(t, events.Next(), "first event: %v", events.Err())
+		_, model := harness.SplitModel(harness.ModelOpenRouter)
+		assert.Equal(t, model, string(events.Current().Message.Model), "message_start model")
+		require.NoError(t, events.Close())
+
+		// message_start names the fallback model but reports zero usage,
+		// so the serving provider counts a request with unknown usage,
+		// which keeps its estimate.
+		f.assertCounts(t, counts{
+			"ratelimited": {ccrusage.TaskDefault: fellBack},
+			"openrouter": {ccrusage.TaskDefault: {
+				Requests: 1, UnknownUsage: 1, EstimatedTokens: ccrusage.EstimateTokens("hello"),
+			}},
+		})
+	})
 	for _, mode := range modes {
 		t.Run("connection refused/"+mode.name, func(t *testing.T) {
 			// A refused connection is no HTTP error, so CCR does not fall
