@@ -68,15 +68,19 @@ var baseTime = time.Date(2025, time.June, 2, 9, 30, 0, 0, time.UTC)
 // goes through a ccrusage.Transport, which records it in a Tracker of the
 // fixture's own, so the counts of one test never include another's.
 type fixture struct {
-	client  anthropic.Client
-	tracker *ccrusage.Tracker
+	client anthropic.Client
+	// httpClient is the client's *http.Client, whose Transport is a
+	// ccrusage.Transport.
+	httpClient *http.Client
+	url        string
+	apiKey     string
+	tracker    *ccrusage.Tracker
 	// clock is the Clock of both tracker and health. It moves only when
 	// the test advances it.
 	clock  *ccrusage.ManualClock
 	health *ccrusage.HealthChecker
 	// alerts receives the alerts of both tracker and health.
 	alerts *alertLog
-	config *ccrusage.CCRConfig
 }
 
 // newFixture returns a fixture for the CCR of h. The transport reads the
@@ -89,7 +93,6 @@ func newFixture(t *testing.T, h *harness.Harness) *fixture {
 
 	cfg, err := ccrusage.LoadCCRConfig(h.ConfigPath())
 	require.NoError(t, err)
-	f.config = cfg
 
 	f.tracker, err = ccrusage.New(ccrusage.Config{Clock: f.clock, Sink: f.alerts})
 	require.NoError(t, err)
@@ -109,17 +112,25 @@ func newFixture(t *testing.T, h *harness.Harness) *fixture {
 	base := &http.Transport{Proxy: nil}
 	t.Cleanup(base.CloseIdleConnections)
 	transport := &ccrusage.Transport{Base: base, Tracker: f.tracker, Config: cfg, Health: f.health}
-	f.client = anthropic.NewClient(
-		option.WithoutEnvironmentDefaults(), // ignore ANTHROPIC_* variables of the machine
-		option.WithBaseURL(h.URL()),
-		option.WithAPIKey(h.APIKey()),
-		// The deadline keeps a stuck CCR or upstream from hanging the test.
-		option.WithHTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second}),
-		// Each call is then one HTTP request, so a retry would show in the
-		// counts.
-		option.WithMaxRetries(0),
-	)
+	// The deadline keeps a stuck CCR or upstream from hanging the test.
+	f.httpClient = &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	f.url, f.apiKey = h.URL(), h.APIKey()
+	f.client = f.newClient()
 	return f
+}
+
+// newClient returns an SDK client that sends through the fixture's
+// transport. It makes no retries, so each call is one HTTP request, unless
+// opts, applied last, say otherwise.
+func (f *fixture) newClient(opts ...option.RequestOption) anthropic.Client {
+	defaults := []option.RequestOption{
+		option.WithoutEnvironmentDefaults(), // ignore ANTHROPIC_* variables of the machine
+		option.WithBaseURL(f.url),
+		option.WithAPIKey(f.apiKey),
+		option.WithHTTPClient(f.httpClient),
+		option.WithMaxRetries(0),
+	}
+	return anthropic.NewClient(append(defaults, opts...)...)
 }
 
 // alertLog is an AlertSink that keeps every alert it receives.
@@ -550,16 +561,7 @@ func TestCCRFallback(t *testing.T) {
 func TestCCRAuth(t *testing.T) {
 	h := sharedCCR(t)
 	f := newFixture(t, h)
-	client := anthropic.NewClient(
-		option.WithoutEnvironmentDefaults(),
-		option.WithBaseURL(h.URL()),
-		option.WithAPIKey("wrong-key"),
-		option.WithHTTPClient(&http.Client{
-			Transport: &ccrusage.Transport{Base: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Tracker: f.tracker, Config: f.config, Health: f.health},
-			Timeout:   30 * time.Second,
-		}),
-		option.WithMaxRetries(0),
-	)
+	client := f.newClient(option.WithAPIKey("wrong-key"))
 	before := hits(h)
 
 	_, err := client.Messages.New(context.Background(), message("claude-sonnet-4-20250514", "hello"))
@@ -570,6 +572,25 @@ func TestCCRAuth(t *testing.T) {
 	assert.Equal(t, map[string]int{}, hitsSince(h, before), "upstream hits")
 	f.assertCounts(t, counts{"deepseek": {ccrusage.TaskDefault: failed}})
 	assert.Equal(t, ccrusage.HealthUnknown, f.health.Status().State, "health state")
+}
+
+func TestCCRClientRetries(t *testing.T) {
+	h := sharedCCR(t)
+	f := newFixture(t, h)
+	// The SDK retries a 500 twice by default, each time as a new HTTP
+	// request. SDK v2.17.0 waits 0.5 and 1 second, less up to a quarter
+	// of jitter, before the retries.
+	client := f.newClient(option.WithMaxRetries(2))
+	before := hits(h)
+
+	_, err := client.Messages.New(context.Background(), message(harness.ModelBroken, "hello"))
+
+	var apiErr *anthropic.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusInternalServerError, apiErr.StatusCode)
+	assert.Equal(t, map[string]int{"broken": 3}, hitsSince(h, before), "upstream hits")
+	// The transport records every attempt, so each counts as a failure.
+	f.assertCounts(t, counts{"broken": {ccrusage.TaskDefault: times(failed, 3)}})
 }
 
 func TestCCRStreamClosedEarly(t *testing.T) {
