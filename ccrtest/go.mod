@@ -6,6 +6,7 @@ replace github.com/ccrusage/ccrusage => ../
 
 require (
 	github.com/anthropics/anthropic-sdk-go/v2 v2.17.0
+	github.com/ccrusage/ccrusage v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.12.1
 )
 

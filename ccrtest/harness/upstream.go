@@ -87,9 +87,12 @@ type Upstream struct {
 	status int // when non-zero, the status of every response
 	server *httptest.Server
 
-	mu       sync.Mutex // guards usage and received
+	mu       sync.Mutex // guards usage, received and hold
 	usage    Usage
 	received []Received
+	// hold, while not nil, pauses each stream after its first text delta
+	// until it is closed.
+	hold chan struct{}
 }
 
 // NewUpstream starts a fake provider named name that responds in format.
@@ -156,6 +159,30 @@ func (u *Upstream) SetUsage(usage Usage) {
 	u.usage = usage
 }
 
+// HoldStreams makes the fake pause each stream that it starts from now on
+// after the first text delta, before the event with the final usage, until
+// release is called or the client goes away. A test uses it to read the
+// start of a stream knowing that the final usage has not been sent.
+// Calling release again does nothing.
+func (u *Upstream) HoldStreams() (release func()) {
+	hold := make(chan struct{})
+	u.mu.Lock()
+	u.hold = hold
+	u.mu.Unlock()
+
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			u.mu.Lock()
+			if u.hold == hold {
+				u.hold = nil
+			}
+			u.mu.Unlock()
+			close(hold)
+		})
+	}
+}
+
 // Close shuts the fake down and waits for its requests in flight.
 func (u *Upstream) Close() { u.server.Close() }
 
@@ -188,6 +215,7 @@ func (u *Upstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	u.received = append(u.received, Received{Path: r.URL.Path, Model: body.Model, Stream: body.Stream})
 	n := len(u.received)
 	usage := u.usage
+	hold := u.hold
 	u.mu.Unlock()
 
 	if r.URL.Path != u.format.path() {
@@ -204,6 +232,15 @@ func (u *Upstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		model: body.Model,
 		text:  ReplyText(u.name, body.Model),
 		usage: usage,
+		pause: func() {
+			if hold == nil {
+				return
+			}
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+		},
 	}
 	switch {
 	case u.format == OpenAI && body.Stream:
@@ -249,6 +286,8 @@ type reply struct {
 	model string
 	text  string
 	usage Usage
+	// pause is called in a stream after the first text delta.
+	pause func()
 }
 
 // chunks splits the reply text into a few pieces, so a stream carries more
@@ -335,8 +374,11 @@ func (r reply) streamOpenAI(w http.ResponseWriter) {
 	}
 
 	chunk(map[string]any{"role": "assistant", "content": ""}, nil, nil)
-	for _, part := range r.chunks() {
+	for i, part := range r.chunks() {
 		chunk(map[string]any{"content": part}, nil, nil)
+		if i == 0 {
+			r.pause()
+		}
 	}
 	chunk(map[string]any{}, "stop", r.openAIUsage())
 	events.raw("data: [DONE]\n\n")
@@ -362,11 +404,14 @@ func (r reply) streamAnthropic(w http.ResponseWriter) {
 		"type": "content_block_start", "index": 0,
 		"content_block": map[string]any{"type": "text", "text": ""},
 	})
-	for _, part := range r.chunks() {
+	for i, part := range r.chunks() {
 		events.event("content_block_delta", map[string]any{
 			"type": "content_block_delta", "index": 0,
 			"delta": map[string]any{"type": "text_delta", "text": part},
 		})
+		if i == 0 {
+			r.pause()
+		}
 	}
 	events.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
 	events.event("message_delta", map[string]any{

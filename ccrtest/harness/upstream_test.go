@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -245,4 +246,55 @@ func TestUpstreamInvalidBody(t *testing.T) {
 
 func TestNewFailingUpstreamPanicsOnSuccessStatus(t *testing.T) {
 	assert.Panics(t, func() { NewFailingUpstream("x", http.StatusOK) })
+}
+
+func TestUpstreamHoldStreams(t *testing.T) {
+	for _, format := range []Format{OpenAI, Anthropic} {
+		t.Run(format.String(), func(t *testing.T) {
+			u := NewUpstream("held", format)
+			defer u.Close()
+			release := u.HoldStreams()
+			defer release()
+
+			resp, err := http.Post(u.URL(), "application/json", strings.NewReader(`{"model":"m","stream":true}`))
+			require.NoError(t, err)
+			defer resp.Body.Close()
+
+			// Read up to the first text delta, which the fake sends before
+			// it pauses.
+			reader := bufio.NewReader(resp.Body)
+			var head strings.Builder
+			for !strings.Contains(head.String(), "fake reply") {
+				line, err := reader.ReadString('\n')
+				require.NoError(t, err, "stream ended before the first text delta")
+				head.WriteString(line)
+			}
+			assert.NotContains(t, head.String(), "completion_tokens", "OpenAI usage sent before the pause")
+			assert.NotContains(t, head.String(), "message_delta", "Anthropic output usage sent before the pause")
+
+			rest := make(chan string, 1)
+			go func() {
+				data, _ := io.ReadAll(reader)
+				rest <- string(data)
+			}()
+			assert.Never(t, func() bool { return len(rest) > 0 }, 100*time.Millisecond, 10*time.Millisecond,
+				"stream went on before release")
+
+			release()
+			release() // a second call does nothing
+			var tail string
+			select {
+			case tail = <-rest:
+			case <-time.After(5 * time.Second):
+				t.Fatal("stream did not end after release")
+			}
+			if format == OpenAI {
+				assert.Contains(t, tail, "completion_tokens")
+				assert.True(t, strings.HasSuffix(tail, "data: [DONE]\n\n"), "stream ends with [DONE]")
+			} else {
+				assert.Contains(t, tail, "message_delta")
+				assert.Contains(t, tail, "message_stop")
+			}
+		})
+	}
 }
