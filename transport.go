@@ -58,7 +58,9 @@ type HealthReporter interface {
 // body: the "usage" object of a JSON body, or for a text/event-stream body
 // the usage of message_start merged with that of the last message_delta.
 // It is settled when the caller reads the body to its end or closes it,
-// with whatever usage was read by then. Usage that is missing or all zero
+// or when reading it fails, with whatever usage was read by then. A read
+// that fails because CCR closed or reset the connection is also passed to
+// Health. Usage that is missing or all zero
 // is settled with Request.FinishUnknown, not billed as zero. A body that
 // the caller neither reads to the end nor closes leaves the request
 // unsettled, as it also leaves the connection open.
@@ -237,6 +239,9 @@ func (tp *Transport) watchBody(resp *http.Response, pending Request, r route) {
 // settle settles pending with what the response reported, on the
 // provider that served it.
 func (tp *Transport) settle(pending Request, r route, info responseInfo) {
+	if info.readErr != nil {
+		tp.reportHealth(info.readErr)
+	}
 	serving := tp.Config.servingProvider(info.model, r.provider, r.task)
 
 	if !info.usage.billable() {
@@ -263,7 +268,7 @@ func (tp *Transport) settle(pending Request, r route, info responseInfo) {
 }
 
 // reportHealth passes err to Health when it shows that CCR is down: the
-// connection was refused, or CCR closed or reset it before a response.
+// connection was refused, or CCR closed or reset it.
 func (tp *Transport) reportHealth(err error) {
 	if tp.Health == nil {
 		return

@@ -362,6 +362,38 @@ func TestTransportConnectionDropped(t *testing.T) {
 	assert.ErrorIs(t, reported[0], io.EOF)
 }
 
+func TestTransportConnectionDroppedMidStream(t *testing.T) {
+	ccr := newMessagesServer(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		// A chunked event stream cut off after message_start.
+		event := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"deepseek-chat\",\"usage\":{\"input_tokens\":0,\"output_tokens\":0}}}\n\n"
+		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(event), event)
+		buf.Flush()
+	})
+	tr, transport, client := testTransport(t)
+	health := &healthRecorder{}
+	transport.Health = health
+
+	req, err := http.NewRequest(http.MethodPost, ccr.URL+"/v1/messages", strings.NewReader(messagesBody("claude-sonnet-4")))
+	require.NoError(t, err)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	_, err = io.ReadAll(resp.Body)
+	require.Error(t, err)
+	resp.Body.Close()
+
+	counts := taskCounts(t, tr, "deepseek", TaskDefault)
+	assert.Equal(t, int64(1), counts.Requests)
+	assert.Equal(t, int64(1), counts.UnknownUsage)
+	reported := health.reported()
+	require.Len(t, reported, 1)
+	assert.ErrorIs(t, reported[0], io.ErrUnexpectedEOF)
+}
+
 func TestTransportCanceledNotReported(t *testing.T) {
 	ccr := newMessagesServer(t, writeMessagesJSON(http.StatusOK, jsonReply))
 	tr, transport, client := testTransport(t)

@@ -132,6 +132,8 @@ type responseInfo struct {
 	// model is the upstream model that served the request, or "".
 	model string
 	usage reportedUsage
+	// readErr is the error, other than io.EOF, that ended the body early.
+	readErr error
 }
 
 // parseMessage reads the model and usage of a JSON Messages API response.
@@ -217,6 +219,9 @@ func (b *bodyTap) Read(p []byte) (int, error) {
 		return n, err
 	}
 	info := b.finishLocked()
+	if err != io.EOF {
+		info.readErr = err
+	}
 	b.mu.Unlock()
 
 	b.onDone(info)
