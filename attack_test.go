@@ -1,0 +1,101 @@
+package ccrusage
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Adversarial tests: inputs at the edges of what a caller, a provider or a
+// time zone database can produce, each checked against the documented
+// behaviour.
+
+// dayStartErrors returns the dates of [from, to) whose Start in loc is not
+// the first second of the date, at most limit of them.
+func dayStartErrors(loc *time.Location, from, to Date, limit int) []string {
+	var bad []string
+	for d := from; d.Before(to) && len(bad) < limit; d = d.AddDays(1) {
+		start := d.Start(loc)
+		if DateOf(start, loc).Before(d) || !DateOf(start.Add(-time.Second), loc).Before(d) {
+			bad = append(bad, d.String()+" starts at "+start.String())
+		}
+	}
+	return bad
+}
+
+func TestDateStartOddZones(t *testing.T) {
+	zones := []string{
+		"UTC",
+		"America/Los_Angeles",
+		"America/Santiago",    // clocks skip midnight in spring
+		"America/Havana",      // clocks go back from 01:00 to midnight
+		"America/Sao_Paulo",   // skipped midnight until 2019
+		"America/St_Johns",    // -03:30
+		"Asia/Amman",          // midnight twice a year until 2021
+		"Asia/Gaza",           // the same
+		"Asia/Jerusalem",      // the same in 2000-2004
+		"Asia/Kathmandu",      // +05:45
+		"Asia/Tehran",         // +03:30
+		"Africa/Abidjan",      // LMT of -00:16:08 until 1912
+		"Africa/Casablanca",   // Ramadan daylight saving time
+		"Australia/Lord_Howe", // 30-minute daylight saving time
+		"Europe/Dublin",       // negative daylight saving time
+		"Pacific/Apia",        // skipped 2011-12-30
+		"Pacific/Chatham",     // +12:45 and +13:45
+		"Pacific/Kiritimati",  // +14, skipped 1994-12-31
+		"Antarctica/Casey",    // midnight twice in 2019, 2020 and 2023
+	}
+	for _, name := range zones {
+		t.Run(name, func(t *testing.T) {
+			loc := mustLoad(name)
+			assert.Empty(t, dayStartErrors(loc, Date{1900, time.January, 1}, Date{2040, time.January, 1}, 5))
+		})
+	}
+}
+
+func TestDayStartWhenMidnightRepeats(t *testing.T) {
+	// Jordan moved its clocks back from 01:00 (+03) to 00:00 (+02) on
+	// 29 October 2021, so that day has two midnights and starts at the
+	// first, 21:00 UTC.
+	amman := mustLoad("Asia/Amman")
+	firstMidnight := time.Date(2021, time.October, 28, 21, 0, 0, 0, time.UTC)
+	tr, clock, _ := newTracker(t, firstMidnight.Add(-time.Hour), Config{Location: amman})
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+
+	clock.Set(firstMidnight.Add(30 * time.Minute)) // 00:30 +03, the first 00:30
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+
+	st := status(t, tr, ProviderGemini)
+	assert.Equal(t, Date{2021, time.October, 29}, st.Date)
+	assert.Equal(t, int64(1), st.Requests.Used)
+	assert.True(t, firstMidnight.Equal(st.DayStart), "day start %v", st.DayStart.UTC())
+	y := providerSnapshot(t, tr, ProviderGemini).Yesterday
+	require.NotNil(t, y)
+	assert.Equal(t, int64(1), y.Requests)
+	assert.Equal(t, 25*time.Hour, st.ResetsAt.Sub(st.DayStart))
+}
+
+func TestDayStartWhenDaySkipped(t *testing.T) {
+	// Samoa moved from -10 to +14 at the end of 29 December 2011, so
+	// 30 December never happened there and 29 December ended at 10:00 UTC.
+	apia := mustLoad("Pacific/Apia")
+	tr, clock, _ := newTracker(t, time.Date(2011, time.December, 29, 12, 0, 0, 0, apia), Config{Location: apia})
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+
+	st := status(t, tr, ProviderGemini)
+	endOfDay := time.Date(2011, time.December, 30, 10, 0, 0, 0, time.UTC)
+	assert.True(t, endOfDay.Equal(st.ResetsAt), "resets at %v", st.ResetsAt.UTC())
+	assert.Equal(t, 24*time.Hour, st.ResetsAt.Sub(st.DayStart))
+
+	clock.Set(endOfDay.Add(-time.Second))
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+	assert.Equal(t, int64(2), status(t, tr, ProviderGemini).Requests.Used)
+
+	clock.Set(endOfDay)
+	st = status(t, tr, ProviderGemini)
+	assert.Equal(t, Date{2011, time.December, 31}, st.Date)
+	assert.Equal(t, int64(0), st.Requests.Used)
+	assert.True(t, endOfDay.Equal(st.DayStart), "day start %v", st.DayStart.UTC())
+}
