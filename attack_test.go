@@ -99,3 +99,29 @@ func TestDayStartWhenDaySkipped(t *testing.T) {
 	assert.Equal(t, int64(0), st.Requests.Used)
 	assert.True(t, endOfDay.Equal(st.DayStart), "day start %v", st.DayStart.UTC())
 }
+
+func TestYesterdayAcrossSkippedDay(t *testing.T) {
+	// In Pacific/Apia, 31 December 2011 followed 29 December.
+	apia := mustLoad("Pacific/Apia")
+	tr, clock, _ := newTracker(t, time.Date(2011, time.December, 29, 23, 0, 0, 0, apia), Config{Location: apia})
+	record(t, tr, ProviderGemini, TaskDefault, Usage{InputTokens: 7})
+
+	clock.Advance(2 * time.Hour) // 01:00 on 31 December
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+
+	p := providerSnapshot(t, tr, ProviderGemini)
+	assert.Equal(t, Date{2011, time.December, 31}, p.Date)
+	require.NotNil(t, p.Yesterday)
+	assert.Equal(t, Date{2011, time.December, 29}, p.Yesterday.Date)
+	assert.Equal(t, int64(7), p.Yesterday.Tokens)
+}
+
+func TestYesterdayNullAfterIdleDay(t *testing.T) {
+	tr, clock, _ := newTracker(t, base, Config{})
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+
+	clock.Advance(48 * time.Hour)
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+
+	assert.Nil(t, providerSnapshot(t, tr, ProviderGemini).Yesterday)
+}
