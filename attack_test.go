@@ -1,6 +1,7 @@
 package ccrusage
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -124,4 +125,27 @@ func TestYesterdayNullAfterIdleDay(t *testing.T) {
 	record(t, tr, ProviderGemini, TaskDefault, Usage{})
 
 	assert.Nil(t, providerSnapshot(t, tr, ProviderGemini).Yesterday)
+}
+
+func TestEvaluateQuotaInvalidThresholdsRatio(t *testing.T) {
+	cases := []struct {
+		name string
+		th   Thresholds
+	}{
+		{"negative warning", Thresholds{Warning: -1}},
+		{"warning above one", Thresholds{Warning: 2}},
+		{"infinite warning", Thresholds{Warning: math.Inf(1)}},
+		{"infinite critical", Thresholds{Critical: math.Inf(1)}},
+		{"NaN critical", Thresholds{Critical: math.NaN()}},
+		{"warning above critical", Thresholds{Warning: 0.9, Critical: 0.5}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, used := range []int64{0, 50, 85, 97, 150} {
+				q := EvaluateQuota(used, 100, c.th)
+				want := EvaluateQuota(used, 100, Thresholds{})
+				assert.Equal(t, want, q, "used %d", used)
+			}
+		})
+	}
 }
