@@ -1,6 +1,7 @@
 package ccrusage
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
@@ -148,4 +149,97 @@ func TestEvaluateQuotaInvalidThresholdsRatio(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sharedStore is a Store that keeps everything in memory, like the default,
+// and hands the test the Shared value that a real store would use.
+type sharedStore struct {
+	memoryStore
+	shared *Shared
+}
+
+func (s *sharedStore) Attach(shared *Shared) error {
+	s.shared = shared
+	return nil
+}
+
+// newSharedTracker returns a Tracker as newTracker does, with the Shared
+// value of its store.
+func newSharedTracker(t *testing.T, start time.Time, cfg Config) (*Tracker, *Shared, *alertLog) {
+	t.Helper()
+	store := &sharedStore{}
+	cfg.Store = store
+	tr, _, log := newTracker(t, start, cfg)
+	require.NotNil(t, store.shared)
+	return tr, store.shared, log
+}
+
+// encodeSnapshot returns tr's snapshot as JSON, failing the test if the
+// encoding fails or is not valid JSON.
+func encodeSnapshot(t *testing.T, tr *Tracker) []byte {
+	t.Helper()
+	b, err := json.Marshal(tr.Snapshot())
+	require.NoError(t, err)
+	require.True(t, json.Valid(b))
+	return b
+}
+
+func TestSetOthersNegativeCountsAreZero(t *testing.T) {
+	tr, shared, _ := newSharedTracker(t, base, limited(ProviderGemini, Limits{Requests: 10, Tokens: 100}))
+	record(t, tr, ProviderGemini, TaskDefault, Usage{InputTokens: 5})
+
+	today := DateOf(base, time.UTC)
+	require.NoError(t, shared.SetOthers([]Others{{
+		Provider: ProviderGemini, Task: TaskDefault, Date: today,
+		Counts: Counts{Requests: -1, Failures: -2, InputTokens: -3, EstimatedTokens: math.MinInt64, Tokens: -9},
+	}}))
+
+	p := providerSnapshot(t, tr, ProviderGemini)
+	assert.Equal(t, int64(1), p.Requests)
+	assert.Equal(t, int64(0), p.Failures)
+	assert.Equal(t, int64(5), p.InputTokens)
+	assert.Equal(t, int64(0), p.EstimatedTokens)
+	assert.Equal(t, int64(5), p.Tokens)
+	assert.Equal(t, int64(1), tr.Snapshot().Totals.Requests)
+	st := status(t, tr, ProviderGemini)
+	assert.Equal(t, int64(1), st.Requests.Used)
+	assert.Equal(t, int64(5), st.Tokens.Used)
+	encodeSnapshot(t, tr)
+}
+
+func TestSetOthersHugeCountsSaturate(t *testing.T) {
+	tr, shared, log := newSharedTracker(t, base, limited(ProviderGemini, Limits{Requests: 100, Tokens: 100}))
+	today := DateOf(base, time.UTC)
+	huge := Counts{Requests: math.MaxInt64, InputTokens: math.MaxInt64, OutputTokens: math.MaxInt64}
+
+	require.NoError(t, shared.SetOthers([]Others{
+		{Provider: ProviderGemini, Task: TaskDefault, Date: today, Counts: huge},
+		{Provider: ProviderGemini, Task: TaskThink, Date: today, Counts: huge},
+	}))
+
+	st := status(t, tr, ProviderGemini)
+	assert.Equal(t, int64(math.MaxInt64), st.Requests.Used)
+	assert.Equal(t, int64(math.MaxInt64), st.Tokens.Used)
+	assert.Equal(t, LevelCritical, st.Level)
+	assert.Equal(t, []Level{LevelCritical}, log.levels())
+	assert.Equal(t, int64(math.MaxInt64), tr.Snapshot().Totals.Requests)
+
+	record(t, tr, ProviderGemini, TaskDefault, Usage{InputTokens: 1})
+	assert.Equal(t, []Level{LevelCritical}, log.levels())
+	encodeSnapshot(t, tr)
+}
+
+func TestSetOthersReplacesSmallerValue(t *testing.T) {
+	tr, shared, _ := newSharedTracker(t, base, limited(ProviderGemini, Limits{Requests: 100}))
+	today := DateOf(base, time.UTC)
+	set := func(requests int64) {
+		t.Helper()
+		require.NoError(t, shared.SetOthers([]Others{{Provider: ProviderGemini, Task: TaskDefault, Date: today, Counts: Counts{Requests: requests}}}))
+	}
+
+	set(math.MaxInt64)
+	set(math.MaxInt64 - 1)
+	set(7)
+
+	assert.Equal(t, int64(7), status(t, tr, ProviderGemini).Requests.Used)
 }

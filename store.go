@@ -153,8 +153,9 @@ func (s *Shared) forgetLocked() {
 }
 
 // SetOthers replaces the counts that other processes recorded: each value is
-// the total of all other processes for its provider, task and day. Counts
-// for a day the provider does not keep are ignored. Levels are evaluated on
+// the total of all other processes for its provider, task and day. Negative
+// fields count as zero, and Counts.Tokens is ignored and derived from the
+// token fields. Counts for a day the provider does not keep are ignored. Levels are evaluated on
 // the new sums, and any alert they call for is sent through the Store.
 // It returns an error for an invalid provider name and applies the rest.
 func (s *Shared) SetOthers(others []Others) error {
@@ -177,9 +178,9 @@ func (s *Shared) SetOthers(others []Others) error {
 			}
 			d = p.previous.Load()
 		}
-		c := o.Counts
-		c.Tokens = c.tokenSum()
-		d.setOthers(ti, c)
+		p.mu.Lock()
+		d.setOthersLocked(ti, o.Counts)
+		p.mu.Unlock()
 		changed[p] = true
 	}
 	for p := range changed {
