@@ -243,3 +243,23 @@ func TestSetOthersReplacesSmallerValue(t *testing.T) {
 
 	assert.Equal(t, int64(7), status(t, tr, ProviderGemini).Requests.Used)
 }
+
+func TestSetOthersOverflowNamesAddUp(t *testing.T) {
+	tr, shared, _ := newSharedTracker(t, base, Config{MaxProviders: 1, MaxTasks: 1})
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+	today := DateOf(base, time.UTC)
+
+	require.NoError(t, shared.SetOthers([]Others{
+		{Provider: "a", Task: TaskDefault, Date: today, Counts: Counts{Requests: 3}},
+		{Provider: "b", Task: TaskDefault, Date: today, Counts: Counts{Requests: 4}},
+		{Provider: ProviderGemini, Task: "x", Date: today, Counts: Counts{Requests: 5}},
+		{Provider: ProviderGemini, Task: "y", Date: today, Counts: Counts{Requests: 6}},
+	}))
+
+	overflow := providerSnapshot(t, tr, OverflowName)
+	assert.Equal(t, int64(7), overflow.Requests)
+	gemini := providerSnapshot(t, tr, ProviderGemini)
+	assert.Equal(t, int64(1+5+6), gemini.Requests)
+	assert.Equal(t, int64(11), gemini.Tasks[OverflowName].Requests)
+	assert.Equal(t, int64(12), status(t, tr, ProviderGemini).Requests.Used)
+}
