@@ -263,3 +263,19 @@ func TestSetOthersOverflowNamesAddUp(t *testing.T) {
 	assert.Equal(t, int64(11), gemini.Tasks[OverflowName].Requests)
 	assert.Equal(t, int64(12), status(t, tr, ProviderGemini).Requests.Used)
 }
+
+func TestOverflowNameRecordedDirectly(t *testing.T) {
+	tr, _, _ := newTracker(t, base, Config{MaxProviders: 3})
+	record(t, tr, OverflowName, OverflowName, Usage{})
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+	record(t, tr, ProviderDeepSeek, TaskDefault, Usage{})
+	record(t, tr, "past-the-bound", TaskDefault, Usage{})
+
+	var names []string
+	for _, p := range tr.Snapshot().Providers {
+		names = append(names, p.Name)
+	}
+	assert.Equal(t, []string{OverflowName, ProviderDeepSeek, ProviderGemini}, names)
+	assert.Equal(t, int64(2), providerSnapshot(t, tr, OverflowName).Requests)
+	assert.Equal(t, int64(1), providerSnapshot(t, tr, ProviderGemini).Requests)
+}

@@ -236,7 +236,9 @@ func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
 	if p, ok := old[name]; ok {
 		return p, nil
 	}
-	if _, ok := old[OverflowName]; ok || len(old) >= tr.maxProv {
+	// A caller may record under OverflowName itself, so its presence does
+	// not mean the bound is reached.
+	if len(old) >= tr.maxProv {
 		name = OverflowName
 		if p, ok := old[name]; ok {
 			return p, nil
