@@ -279,3 +279,25 @@ func TestOverflowNameRecordedDirectly(t *testing.T) {
 	assert.Equal(t, int64(2), providerSnapshot(t, tr, OverflowName).Requests)
 	assert.Equal(t, int64(1), providerSnapshot(t, tr, ProviderGemini).Requests)
 }
+
+func TestNewMaxTasksBound(t *testing.T) {
+	cases := []struct {
+		maxTasks int
+		valid    bool
+	}{
+		{1, true},
+		{maxTasksBound, true},
+		{maxTasksBound + 1, false},
+		{1 << 40, false},
+		{math.MaxInt, false},
+	}
+	for _, c := range cases {
+		tr, err := New(Config{Clock: NewManualClock(base), MaxTasks: c.maxTasks})
+		if !c.valid {
+			assert.ErrorContains(t, err, "MaxTasks", "MaxTasks %d", c.maxTasks)
+			continue
+		}
+		require.NoError(t, err, "MaxTasks %d", c.maxTasks)
+		assert.NoError(t, tr.Record(ProviderGemini, TaskDefault, Usage{}), "MaxTasks %d", c.maxTasks)
+	}
+}

@@ -37,6 +37,9 @@ import (
 // bytes.
 const MaxNameLength = 128
 
+// maxTasksBound is the largest Config.MaxTasks that New accepts.
+const maxTasksBound = 4096
+
 // ErrInvalidName is returned, wrapped with the offending name, when a
 // provider name is empty or a provider or task name is longer than
 // MaxNameLength.
@@ -65,7 +68,9 @@ type Config struct {
 	// DefaultMaxProviders.
 	MaxProviders int
 	// MaxTasks bounds the number of distinct task names; later names are
-	// counted under OverflowName. Zero means DefaultMaxTasks.
+	// counted under OverflowName. Zero means DefaultMaxTasks. New rejects
+	// values above 4096, because each provider's day allocates 16 bytes per
+	// task up front.
 	MaxTasks int
 	// Store shares counts and alert claims with other processes. Nil keeps
 	// them in this process's memory only.
@@ -125,8 +130,8 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.MaxProviders < 0 {
 		return nil, fmt.Errorf("ccrusage: invalid MaxProviders %d: must not be negative", cfg.MaxProviders)
 	}
-	if cfg.MaxTasks < 0 {
-		return nil, fmt.Errorf("ccrusage: invalid MaxTasks %d: must not be negative", cfg.MaxTasks)
+	if cfg.MaxTasks < 0 || cfg.MaxTasks > maxTasksBound {
+		return nil, fmt.Errorf("ccrusage: invalid MaxTasks %d: want 0 (the default %d) to %d", cfg.MaxTasks, DefaultMaxTasks, maxTasksBound)
 	}
 
 	tr := &Tracker{
