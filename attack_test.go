@@ -3,6 +3,7 @@ package ccrusage
 import (
 	"encoding/json"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,5 +300,50 @@ func TestNewMaxTasksBound(t *testing.T) {
 		}
 		require.NoError(t, err, "MaxTasks %d", c.maxTasks)
 		assert.NoError(t, tr.Record(ProviderGemini, TaskDefault, Usage{}), "MaxTasks %d", c.maxTasks)
+	}
+}
+
+// raceOnce runs a and b on two goroutines released at the same moment and
+// waits for both.
+func raceOnce(a, b func()) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, f := range []func(){a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			f()
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
+// The record path compares its new count with a bar that an evaluation
+// stores, so a lowered limit and a record at the same moment must not both
+// miss the crossing.
+func TestLoweredLimitRacingRecordAlerts(t *testing.T) {
+	for i := 0; i < 3000; i++ {
+		tr, _, log := newTracker(t, base, limited(ProviderGemini, Limits{Requests: 1000}))
+		raceOnce(
+			func() { _ = tr.Record(ProviderGemini, TaskDefault, Usage{}) },
+			func() { _ = tr.SetLimits(ProviderGemini, Limits{Requests: 1}) },
+		)
+		require.Equal(t, []Level{LevelCritical}, log.levels(), "iteration %d", i)
+	}
+}
+
+func TestSetOthersRacingRecordAlerts(t *testing.T) {
+	today := DateOf(base, time.UTC)
+	for i := 0; i < 3000; i++ {
+		tr, shared, log := newSharedTracker(t, base, limited(ProviderGemini, Limits{Requests: 100}))
+		raceOnce(
+			func() { _ = tr.Record(ProviderGemini, TaskDefault, Usage{}) },
+			func() {
+				_ = shared.SetOthers([]Others{{Provider: ProviderGemini, Task: TaskDefault, Date: today, Counts: Counts{Requests: 79}}})
+			},
+		)
+		require.Equal(t, []Level{LevelWarning}, log.levels(), "iteration %d", i)
 	}
 }

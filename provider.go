@@ -184,6 +184,14 @@ func (p *provider) evaluateLocked(d *day, now time.Time) (Alert, bool) {
 	if p.today.Load() != d {
 		return Alert{}, false
 	}
+
+	// Drop the bars to zero before reading the counts, and store the real
+	// ones at the end. A record adds its count and then loads the bars, so
+	// a record whose count this read misses sees a zero bar and evaluates
+	// after this call. Without that, a bar lowered here (SetLimits, or
+	// SetOthers with more counts) would let that record skip its alert.
+	d.nextRequests.Store(0)
+	d.nextTokens.Store(0)
 	requests, tokens := p.quotasLocked(d)
 	level := max(requests.Level, tokens.Level)
 	previous := p.reported
