@@ -347,3 +347,30 @@ func TestSetOthersRacingRecordAlerts(t *testing.T) {
 		require.Equal(t, []Level{LevelWarning}, log.levels(), "iteration %d", i)
 	}
 }
+
+func TestConcurrentCrossingAlertsOnce(t *testing.T) {
+	for round := 0; round < 50; round++ {
+		tr, _, log := newTracker(t, base, limited(ProviderGemini, Limits{Requests: 1000}))
+		for i := 0; i < 780; i++ {
+			record(t, tr, ProviderGemini, TaskDefault, Usage{})
+		}
+
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for g := 0; g < 50; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_ = tr.Record(ProviderGemini, TaskThink, Usage{InputTokens: 1})
+			}()
+		}
+		close(start)
+		wg.Wait()
+
+		require.Equal(t, []Level{LevelWarning}, log.levels(), "round %d", round)
+		st := status(t, tr, ProviderGemini)
+		require.Equal(t, int64(830), st.Requests.Used, "round %d", round)
+		require.Equal(t, int64(50), st.Tokens.Used, "round %d", round)
+	}
+}
