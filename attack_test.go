@@ -1065,3 +1065,19 @@ func TestSetLimitsRacingRecords(t *testing.T) {
 	assert.Equal(t, 1, fired[LevelCritical])
 	assert.Equal(t, LevelCritical, st.Level)
 }
+
+func TestRejectedCallAddsNoName(t *testing.T) {
+	tr, _, _ := newTracker(t, base, Config{MaxProviders: 1, MaxTasks: 1})
+	assert.ErrorIs(t, tr.Record("", TaskThink, Usage{}), ErrInvalidName)
+	_, err := tr.Begin("", TaskBackground, 1)
+	assert.ErrorIs(t, err, ErrInvalidName)
+	_, err = tr.Handle(ProviderDeepSeek, strings.Repeat("t", MaxNameLength+1))
+	assert.ErrorIs(t, err, ErrInvalidName)
+
+	record(t, tr, ProviderGemini, TaskDefault, Usage{})
+
+	s := tr.Snapshot()
+	require.Len(t, s.Providers, 1)
+	assert.Equal(t, ProviderGemini, s.Providers[0].Name)
+	assert.Equal(t, map[string]Counts{TaskDefault: {Requests: 1}}, s.Providers[0].Tasks)
+}

@@ -314,6 +314,11 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 
 // resolve returns the state of provider and the index of task.
 func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int, error) {
+	// Check the provider name before adding the task name, so that a
+	// rejected call takes none of the MaxTasks slots.
+	if err := checkName("provider", provider); err != nil {
+		return nil, 0, err
+	}
 	ti, err := tr.task(task)
 	if err != nil {
 		return nil, 0, err
