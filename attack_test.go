@@ -1081,3 +1081,30 @@ func TestRejectedCallAddsNoName(t *testing.T) {
 	assert.Equal(t, ProviderGemini, s.Providers[0].Name)
 	assert.Equal(t, map[string]Counts{TaskDefault: {Requests: 1}}, s.Providers[0].Tasks)
 }
+
+// A FinishOn that loses the race to settle must change nothing: not even
+// add the provider it names.
+func TestLosingFinishOnAddsNoProvider(t *testing.T) {
+	const rounds = 2000
+	tr, _, _ := newTracker(t, base, Config{MaxProviders: rounds + 1})
+	won := map[string]bool{}
+	for round := 0; round < rounds; round++ {
+		r, err := tr.Begin(ProviderDeepSeek, TaskDefault, 1)
+		require.NoError(t, err)
+		name := fmt.Sprintf("p%d", round)
+		var finishOnErr error
+		raceOnce(
+			func() { _ = r.Finish(Usage{}) },
+			func() { finishOnErr = r.FinishOn(name, Usage{}) },
+		)
+		if finishOnErr == nil {
+			won[name] = true
+		}
+	}
+
+	for _, p := range tr.Snapshot().Providers {
+		if p.Name != ProviderDeepSeek {
+			assert.True(t, won[p.Name], "provider %q added by a FinishOn that lost", p.Name)
+		}
+	}
+}

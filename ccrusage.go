@@ -234,19 +234,27 @@ func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
 	if err := checkName("provider", name); err != nil {
 		return nil, err
 	}
+	return tr.validProvider(name, now), nil
+}
+
+// validProvider is provider for a name that checkName accepts.
+func (tr *Tracker) validProvider(name string, now time.Time) *provider {
+	if p, ok := (*tr.providers.Load())[name]; ok {
+		return p
+	}
 
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	old := *tr.providers.Load()
 	if p, ok := old[name]; ok {
-		return p, nil
+		return p
 	}
 	// A caller may record under OverflowName itself, so its presence does
 	// not mean the bound is reached.
 	if len(old) >= tr.maxProv {
 		name = OverflowName
 		if p, ok := old[name]; ok {
-			return p, nil
+			return p
 		}
 	}
 	next := make(map[string]*provider, len(old)+1)
@@ -256,7 +264,7 @@ func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
 	p := tr.newProvider(name, nil, now)
 	next[name] = p
 	tr.providers.Store(&next)
-	return p, nil
+	return p
 }
 
 // task returns the index of a task name, adding it on first use. An empty
