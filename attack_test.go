@@ -1108,3 +1108,26 @@ func TestLosingFinishOnAddsNoProvider(t *testing.T) {
 		}
 	}
 }
+
+// A limit lowered just before midnight, while another call starts the new
+// day, must hold on the new day.
+func TestSetLimitsRacingMidnight(t *testing.T) {
+	beforeMidnight := time.Date(2026, time.October, 14, 23, 59, 59, 0, time.UTC)
+	for i := 0; i < 2000; i++ {
+		tr, clock, log := newTracker(t, beforeMidnight, limited(ProviderGemini, Limits{Requests: 1000}))
+		raceOnce(
+			func() { _ = tr.SetLimits(ProviderGemini, Limits{Requests: 2}) },
+			func() {
+				clock.Set(beforeMidnight.Add(2 * time.Second))
+				_ = tr.Record(ProviderGemini, TaskDefault, Usage{})
+			},
+		)
+		record(t, tr, ProviderGemini, TaskDefault, Usage{})
+
+		st := status(t, tr, ProviderGemini)
+		require.Equal(t, Date{2026, time.October, 15}, st.Date)
+		require.Equal(t, int64(2), st.Requests.Limit, "iteration %d", i)
+		require.Equal(t, LevelCritical, st.Level, "iteration %d", i)
+		require.Equal(t, []Level{LevelCritical}, log.levels(), "iteration %d", i)
+	}
+}

@@ -429,11 +429,14 @@ func (tr *Tracker) SetLimits(provider string, l Limits) error {
 	if err != nil {
 		return err
 	}
-	d := p.dayAt(now)
+	p.dayAt(now)
 
+	// Evaluate the current day as it is under the lock: a call at a later
+	// time may have started a new day since dayAt returned, and that day's
+	// bars, set from the old limits, must be set again.
 	p.mu.Lock()
 	p.limits = l
-	a, ok := p.evaluateLocked(d, now)
+	a, ok := p.evaluateLocked(p.today.Load(), now)
 	p.mu.Unlock()
 	if ok {
 		tr.send(a)

@@ -202,9 +202,8 @@ func (s *Shared) SetOthers(others []Others) error {
 		changed[key.p] = true
 	}
 	for p := range changed {
-		d := p.today.Load()
 		p.mu.Lock()
-		a, ok := p.evaluateLocked(d, now)
+		a, ok := p.evaluateLocked(p.today.Load(), now)
 		p.mu.Unlock()
 		if ok {
 			tr.send(a)
