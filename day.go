@@ -83,9 +83,10 @@ func (d Date) Start(loc *time.Location) time.Time {
 	// the previous day. Or midnight may exist twice (clocks moved back at
 	// 01:00, as in Asia/Amman until 2021), and time.Date may return the
 	// second one. Search for the first second whose date is d or later.
-	// Offsets lie between UTC-12 and UTC+14, so that second is less than two
-	// days from t, and offsets are whole seconds, so a second is fine
-	// enough.
+	// Offsets in the time zone database stay within 16 hours of UTC
+	// (Asia/Manila's -15:56:08 until 1844 is the widest), so that second
+	// is less than two days from t. Offsets are whole seconds, so a second
+	// is fine enough.
 	lo, hi := t.Add(-48*time.Hour).Unix(), t.Add(48*time.Hour).Unix()
 	for lo < hi {
 		mid := lo + (hi-lo)/2
