@@ -1131,3 +1131,59 @@ func TestSetLimitsRacingMidnight(t *testing.T) {
 		require.Equal(t, []Level{LevelCritical}, log.levels(), "iteration %d", i)
 	}
 }
+
+func TestSetOthersUnknownProviderAndDays(t *testing.T) {
+	tr, shared, log := newSharedTracker(t, base, Config{})
+	today := DateOf(base, time.UTC)
+
+	err := shared.SetOthers([]Others{
+		{Provider: "elsewhere", Task: "route", Date: today, Counts: Counts{Requests: 4, OutputTokens: 9}},
+		{Provider: "elsewhere", Task: TaskDefault, Date: today.AddDays(-2), Counts: Counts{Requests: 100}},
+		{Provider: "elsewhere", Task: TaskDefault, Date: today.AddDays(1), Counts: Counts{Requests: 100}},
+		{Provider: "", Task: TaskDefault, Date: today, Counts: Counts{Requests: 100}},
+		{Provider: "other", Task: strings.Repeat("t", MaxNameLength+1), Date: today, Counts: Counts{Requests: 100}},
+	})
+	assert.ErrorIs(t, err, ErrInvalidName)
+
+	p := providerSnapshot(t, tr, "elsewhere")
+	assert.Equal(t, int64(4), p.Requests)
+	assert.Equal(t, int64(9), p.Tokens)
+	assert.Equal(t, Counts{Requests: 4, OutputTokens: 9, Tokens: 9}, p.Tasks["route"])
+	assert.Len(t, tr.Snapshot().Providers, 1, "rejected entries add no provider")
+	assert.Empty(t, log.all())
+	assert.Empty(t, shared.Collect(), "others' counts are not this process's to collect")
+}
+
+func TestSetOthersConcurrentCalls(t *testing.T) {
+	tr, shared, _ := newSharedTracker(t, base, Config{})
+	today := DateOf(base, time.UTC)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			task := []string{TaskDefault, TaskThink, TaskBackground, TaskImage}[g]
+			for i := 0; i <= 300; i++ {
+				_ = shared.SetOthers([]Others{{Provider: ProviderGemini, Task: task, Date: today, Counts: Counts{Requests: int64(i), InputTokens: int64(i * g)}}})
+			}
+		}()
+	}
+	wg.Wait()
+
+	st := status(t, tr, ProviderGemini)
+	assert.Equal(t, int64(4*300), st.Requests.Used)
+	assert.Equal(t, int64(300*(0+1+2+3)), st.Tokens.Used)
+	assert.Equal(t, int64(4*300), tr.Snapshot().Totals.Requests)
+}
+
+func TestSetOthersOldDayAddsNoProvider(t *testing.T) {
+	tr, shared, _ := newSharedTracker(t, base, Config{})
+	today := DateOf(base, time.UTC)
+
+	require.NoError(t, shared.SetOthers([]Others{
+		{Provider: "ghost", Task: TaskDefault, Date: today.AddDays(-3), Counts: Counts{Requests: 1}},
+		{Provider: "future", Task: TaskDefault, Date: today.AddDays(1), Counts: Counts{Requests: 1}},
+	}))
+
+	assert.Empty(t, tr.Snapshot().Providers)
+}

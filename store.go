@@ -175,6 +175,9 @@ func (s *Shared) SetOthers(others []Others) error {
 	}
 	sums := map[target]Counts{}
 	for _, o := range others {
+		if checkName("provider", o.Provider) == nil && !tr.mayKeep(o.Provider, o.Date, now) {
+			continue
+		}
 		p, ti, err := tr.resolve(o.Provider, o.Task, now)
 		if err != nil {
 			if firstErr == nil {
@@ -210,6 +213,18 @@ func (s *Shared) SetOthers(others []Others) error {
 		}
 	}
 	return firstErr
+}
+
+// mayKeep reports whether provider may keep counts for date, so that
+// SetOthers adds no provider only to drop its counts. A provider added now
+// keeps only the current day in the Tracker's zone. A known name, or one
+// past MaxProviders that maps to OverflowName, may keep earlier days too.
+func (tr *Tracker) mayKeep(provider string, date Date, now time.Time) bool {
+	providers := *tr.providers.Load()
+	if _, ok := providers[provider]; ok || len(providers) >= tr.maxProv {
+		return true
+	}
+	return date == DateOf(now, tr.loc)
 }
 
 // memoryStore keeps everything in the Tracker's memory: every alert is this
