@@ -120,8 +120,8 @@ type Tracker struct {
 
 // New returns a Tracker configured by cfg. It returns an error naming the
 // field and value when a threshold is invalid (see Thresholds), a bound or
-// a limit is negative, or a provider is listed twice, unnamed or past
-// MaxProviders. New starts no goroutine.
+// a limit is negative, MaxTasks is above 4096, or a provider is listed
+// twice, unnamed or past MaxProviders. New starts no goroutine.
 func New(cfg Config) (*Tracker, error) {
 	ppm, err := cfg.Thresholds.ppm()
 	if err != nil {
