@@ -37,6 +37,9 @@ import (
 // bytes.
 const MaxNameLength = 128
 
+// maxTasksBound is the largest Config.MaxTasks that New accepts.
+const maxTasksBound = 4096
+
 // ErrInvalidName is returned, wrapped with the offending name, when a
 // provider name is empty or a provider or task name is longer than
 // MaxNameLength.
@@ -65,7 +68,9 @@ type Config struct {
 	// DefaultMaxProviders.
 	MaxProviders int
 	// MaxTasks bounds the number of distinct task names; later names are
-	// counted under OverflowName. Zero means DefaultMaxTasks.
+	// counted under OverflowName. Zero means DefaultMaxTasks. New rejects
+	// values above 4096, because each provider's day allocates 16 bytes per
+	// task up front.
 	MaxTasks int
 	// Store shares counts and alert claims with other processes. Nil keeps
 	// them in this process's memory only.
@@ -115,8 +120,8 @@ type Tracker struct {
 
 // New returns a Tracker configured by cfg. It returns an error naming the
 // field and value when a threshold is invalid (see Thresholds), a bound or
-// a limit is negative, or a provider is listed twice, unnamed or past
-// MaxProviders. New starts no goroutine.
+// a limit is negative, MaxTasks is above 4096, or a provider is listed
+// twice, unnamed or past MaxProviders. New starts no goroutine.
 func New(cfg Config) (*Tracker, error) {
 	ppm, err := cfg.Thresholds.ppm()
 	if err != nil {
@@ -125,8 +130,8 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.MaxProviders < 0 {
 		return nil, fmt.Errorf("ccrusage: invalid MaxProviders %d: must not be negative", cfg.MaxProviders)
 	}
-	if cfg.MaxTasks < 0 {
-		return nil, fmt.Errorf("ccrusage: invalid MaxTasks %d: must not be negative", cfg.MaxTasks)
+	if cfg.MaxTasks < 0 || cfg.MaxTasks > maxTasksBound {
+		return nil, fmt.Errorf("ccrusage: invalid MaxTasks %d: want 0 (the default %d) to %d", cfg.MaxTasks, DefaultMaxTasks, maxTasksBound)
 	}
 
 	tr := &Tracker{
@@ -229,17 +234,27 @@ func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
 	if err := checkName("provider", name); err != nil {
 		return nil, err
 	}
+	return tr.validProvider(name, now), nil
+}
+
+// validProvider is provider for a name that checkName accepts.
+func (tr *Tracker) validProvider(name string, now time.Time) *provider {
+	if p, ok := (*tr.providers.Load())[name]; ok {
+		return p
+	}
 
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	old := *tr.providers.Load()
 	if p, ok := old[name]; ok {
-		return p, nil
+		return p
 	}
-	if _, ok := old[OverflowName]; ok || len(old) >= tr.maxProv {
+	// A caller may record under OverflowName itself, so its presence does
+	// not mean the bound is reached.
+	if len(old) >= tr.maxProv {
 		name = OverflowName
 		if p, ok := old[name]; ok {
-			return p, nil
+			return p
 		}
 	}
 	next := make(map[string]*provider, len(old)+1)
@@ -249,7 +264,7 @@ func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
 	p := tr.newProvider(name, nil, now)
 	next[name] = p
 	tr.providers.Store(&next)
-	return p, nil
+	return p
 }
 
 // task returns the index of a task name, adding it on first use. An empty
@@ -307,6 +322,11 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 
 // resolve returns the state of provider and the index of task.
 func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int, error) {
+	// Check the provider name before adding the task name, so that a
+	// rejected call takes none of the MaxTasks slots.
+	if err := checkName("provider", provider); err != nil {
+		return nil, 0, err
+	}
 	ti, err := tr.task(task)
 	if err != nil {
 		return nil, 0, err
@@ -409,11 +429,14 @@ func (tr *Tracker) SetLimits(provider string, l Limits) error {
 	if err != nil {
 		return err
 	}
-	d := p.dayAt(now)
+	p.dayAt(now)
 
+	// Evaluate the current day as it is under the lock: a call at a later
+	// time may have started a new day since dayAt returned, and that day's
+	// bars, set from the old limits, must be set again.
 	p.mu.Lock()
 	p.limits = l
-	a, ok := p.evaluateLocked(d, now)
+	a, ok := p.evaluateLocked(p.today.Load(), now)
 	p.mu.Unlock()
 	if ok {
 		tr.send(a)

@@ -28,7 +28,9 @@ func TestConcurrentThresholdCrossing(t *testing.T) {
 	close(start)
 	wg.Wait()
 
-	assert.Equal(t, []Level{LevelWarning, LevelCritical}, log.levels())
+	// The goroutine that reaches 80 may read the count only after others
+	// have taken it past 95, and then announces one jump to CRITICAL.
+	assert.Contains(t, [][]Level{{LevelWarning, LevelCritical}, {LevelCritical}}, log.levels())
 	p := providerSnapshot(t, tr, ProviderGemini)
 	assert.Equal(t, int64(120), p.Requests)
 	assert.Equal(t, int64(70*3+50*4), p.Tokens)

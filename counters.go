@@ -180,6 +180,23 @@ func (n Counts) add(m Counts) Counts {
 	return r
 }
 
+// nonNegative returns n with negative fields set to zero. Tokens is kept
+// as it is.
+func (n Counts) nonNegative() Counts {
+	return Counts{
+		Requests:            max(n.Requests, 0),
+		Failures:            max(n.Failures, 0),
+		Fallbacks:           max(n.Fallbacks, 0),
+		UnknownUsage:        max(n.UnknownUsage, 0),
+		InputTokens:         max(n.InputTokens, 0),
+		OutputTokens:        max(n.OutputTokens, 0),
+		CacheReadTokens:     max(n.CacheReadTokens, 0),
+		CacheCreationTokens: max(n.CacheCreationTokens, 0),
+		EstimatedTokens:     max(n.EstimatedTokens, 0),
+		Tokens:              n.Tokens,
+	}
+}
+
 // sub returns n-m field by field, for the changes between two readings of
 // the same counters. Tokens is left zero.
 func (n Counts) sub(m Counts) Counts {

@@ -64,24 +64,37 @@ func (d Date) AddDays(n int) Date {
 	return DateOf(t, time.UTC)
 }
 
-// Start returns the first instant of d in loc: usually midnight, but in a
-// zone whose clocks skip midnight, the first instant that exists. A nil loc
-// means UTC.
+// Start returns the first instant of d in loc, usually midnight. In a zone
+// whose clocks skip midnight it is the first instant that exists, and in a
+// zone that skips all of d it is the first instant of the next day. A nil
+// loc means UTC.
 func (d Date) Start(loc *time.Location) time.Time {
 	if loc == nil {
 		loc = time.UTC
 	}
 	t := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
-	if DateOf(t, loc) == d {
+	if DateOf(t, loc) == d && DateOf(t.Add(-time.Second), loc).Before(d) {
 		return t
 	}
 
-	// Midnight does not exist on d in loc (a daylight saving change at
-	// 00:00), and time.Date chose an instant on the previous day. The day
-	// then starts at the change, which zones place on a whole minute within
-	// a few hours; step forward to it.
-	for i := 0; i < 6*60 && DateOf(t, loc) != d; i++ {
-		t = t.Add(time.Minute)
+	// time.Date chose an instant that is not the first of d. Midnight may
+	// not exist (clocks moved forward at 00:00, or past the whole day as in
+	// Pacific/Apia on 2011-12-30), and time.Date then returns an instant on
+	// the previous day. Or midnight may exist twice (clocks moved back at
+	// 01:00, as in Asia/Amman until 2021), and time.Date may return the
+	// second one. Search for the first second whose date is d or later.
+	// Offsets in the time zone database stay within 16 hours of UTC
+	// (Asia/Manila's -15:56:08 until 1844 is the widest), so that second
+	// is less than two days from t. Offsets are whole seconds, so a second
+	// is fine enough.
+	lo, hi := t.Add(-48*time.Hour).Unix(), t.Add(48*time.Hour).Unix()
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if DateOf(time.Unix(mid, 0), loc).Before(d) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
 	}
-	return t
+	return time.Unix(lo, 0).In(loc)
 }

@@ -57,8 +57,9 @@ type day struct {
 	tasks []atomic.Pointer[counters] // indexed by task index
 
 	// others holds, by task index, the counts that other processes
-	// recorded, as a Store reports them; otherRequests and otherTokens are
-	// their sums, added to requests and tokens when the limits are checked.
+	// recorded, as a Store reports them with negative fields set to zero;
+	// otherRequests and otherTokens are their saturating sums, added to
+	// requests and tokens when the limits are checked.
 	others        []atomic.Pointer[Counts]
 	otherRequests atomic.Int64
 	otherTokens   atomic.Int64
@@ -153,16 +154,25 @@ func (p *provider) quotasLocked(d *day) (requests, tokens Quota) {
 	return requests, tokens
 }
 
-// setOthers replaces the counts of task index i that other processes
-// recorded, and their sums.
-func (d *day) setOthers(i int, c Counts) {
-	old := d.others[i].Swap(&c)
-	var oldRequests, oldTokens int64
-	if old != nil {
-		oldRequests, oldTokens = old.Requests, old.Tokens
+// setOthersLocked replaces the counts of task index i that other processes
+// recorded, and recomputes their sums. Negative fields count as zero and
+// the sums saturate, because a store's values are not checked anywhere
+// else. The caller holds the provider's mu, so that two calls cannot store
+// sums that miss each other's counts.
+func (d *day) setOthersLocked(i int, c Counts) {
+	c = c.nonNegative()
+	c.Tokens = c.tokenSum()
+	d.others[i].Store(&c)
+
+	var requests, tokens int64
+	for j := range d.others {
+		if o := d.others[j].Load(); o != nil {
+			requests = addSaturating(requests, o.Requests)
+			tokens = addSaturating(tokens, o.Tokens)
+		}
 	}
-	d.otherRequests.Add(c.Requests - oldRequests)
-	d.otherTokens.Add(c.Tokens - oldTokens)
+	d.otherRequests.Store(requests)
+	d.otherTokens.Store(tokens)
 }
 
 // evaluateLocked compares d's totals with the limits and returns the alert
@@ -174,6 +184,14 @@ func (p *provider) evaluateLocked(d *day, now time.Time) (Alert, bool) {
 	if p.today.Load() != d {
 		return Alert{}, false
 	}
+
+	// Drop the bars to zero before reading the counts, and store the real
+	// ones at the end. A record adds its count and then loads the bars, so
+	// a record whose count this read misses sees a zero bar and evaluates
+	// after this call. Without that, a bar lowered here (SetLimits, or
+	// SetOthers with more counts) would let that record skip its alert.
+	d.nextRequests.Store(0)
+	d.nextTokens.Store(0)
 	requests, tokens := p.quotasLocked(d)
 	level := max(requests.Level, tokens.Level)
 	previous := p.reported

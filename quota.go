@@ -144,7 +144,9 @@ type Quota struct {
 func EvaluateQuota(used, limit int64, th Thresholds) Quota {
 	p, err := th.ppm()
 	if err != nil {
-		p = defaultThresholdsPPM
+		// Replace both forms: evaluate keeps Ratio between the float
+		// thresholds, which must agree with p.
+		th, p = Thresholds{}, defaultThresholdsPPM
 	}
 	return evaluate(used, limit, p, th.withDefaults())
 }

@@ -194,17 +194,19 @@ func (r Request) FinishOn(provider string, u Usage) error {
 	if r.state == nil || r.state.gen.Load() != r.gen {
 		return ErrRequestDone
 	}
-	tr := r.state.tr
-	now := tr.clock.Now()
-	served, err := tr.provider(provider, now)
-	if err != nil {
+	// Check the name before claiming, so that an invalid one leaves the
+	// request open, and add the provider only after the claim, so that a
+	// call that loses the race to settle adds nothing.
+	if err := checkName("provider", provider); err != nil {
 		return err
 	}
-
 	s := r.claim()
 	if s == nil {
 		return ErrRequestDone
 	}
+	tr := s.tr
+	now := tr.clock.Now()
+	served := tr.validProvider(provider, now)
 	if served == s.p {
 		s.finish(u)
 		return nil

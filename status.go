@@ -131,7 +131,9 @@ type ProviderSnapshot struct {
 	// Tasks holds the counts of each task type seen today.
 	Tasks map[string]Counts `json:"tasks"`
 	// Yesterday holds the previous day's counts, or is null if the
-	// provider was not tracked on the previous calendar day.
+	// provider was not tracked on the previous calendar day. In a zone that
+	// skipped a whole day, as Pacific/Apia skipped 2011-12-30, the previous
+	// day is the last one that existed.
 	Yesterday *DayCounts `json:"yesterday"`
 }
 
@@ -225,7 +227,8 @@ func (tr *Tracker) providerSnapshot(p *provider, now time.Time, taskNames []stri
 		n := tokens.Remaining()
 		ps.Remaining.Tokens = &n
 	}
-	if prev := p.previous.Load(); prev != nil && prev.date == d.date.AddDays(-1) {
+	// Compare instants, not dates: the day before d.date may not exist.
+	if prev := p.previous.Load(); prev != nil && prev.end == d.start {
 		counts, tasks := prev.load(taskNames)
 		ps.Yesterday = &DayCounts{Date: prev.date, Counts: counts, Tasks: tasks}
 	}

@@ -178,16 +178,31 @@ func (s *Shared) forgetLocked() {
 }
 
 // SetOthers replaces the counts that other processes recorded: each value is
-// the total of all other processes for its provider, task and day. Counts
-// for a day the provider does not keep are ignored. Levels are evaluated on
-// the new sums, and any alert they call for is sent through the Store.
+// the total of all other processes for its provider, task and day. Negative
+// fields count as zero, and Counts.Tokens is ignored and derived from the
+// token fields. Counts for a day the provider does not keep are ignored.
+// Entries whose names this Tracker counts under OverflowName are added up,
+// so a call must carry all of them: a later call with only some replaces
+// their sum. Levels are evaluated on the new sums, and any alert they call
+// for is sent through the Store.
 // It returns an error for an invalid provider name and applies the rest.
 func (s *Shared) SetOthers(others []Others) error {
 	tr := s.tr
 	now := tr.clock.Now()
 	var firstErr error
-	changed := map[*provider]bool{}
+
+	// Add up the entries that land on the same counts first: every name
+	// past MaxProviders or MaxTasks maps to OverflowName.
+	type target struct {
+		p    *provider
+		d    *day
+		task int
+	}
+	sums := map[target]Counts{}
 	for _, o := range others {
+		if checkName("provider", o.Provider) == nil && !tr.mayKeep(o.Provider, o.Date, now) {
+			continue
+		}
 		p, ti, err := tr.resolve(o.Provider, o.Task, now)
 		if err != nil {
 			if firstErr == nil {
@@ -197,26 +212,44 @@ func (s *Shared) SetOthers(others []Others) error {
 		}
 		d := p.dayAt(now)
 		if d.date != o.Date {
-			if prev := p.previous.Load(); prev == nil || prev.date != o.Date {
+			prev := p.previous.Load()
+			if prev == nil || prev.date != o.Date {
 				continue
 			}
-			d = p.previous.Load()
+			d = prev
 		}
-		c := o.Counts
-		c.Tokens = c.tokenSum()
-		d.setOthers(ti, c)
-		changed[p] = true
+		key := target{p: p, d: d, task: ti}
+		sums[key] = sums[key].add(o.Counts.nonNegative())
+	}
+
+	changed := map[*provider]bool{}
+	for key, c := range sums {
+		key.p.mu.Lock()
+		key.d.setOthersLocked(key.task, c)
+		key.p.mu.Unlock()
+		changed[key.p] = true
 	}
 	for p := range changed {
-		d := p.today.Load()
 		p.mu.Lock()
-		a, ok := p.evaluateLocked(d, now)
+		a, ok := p.evaluateLocked(p.today.Load(), now)
 		p.mu.Unlock()
 		if ok {
 			tr.send(a)
 		}
 	}
 	return firstErr
+}
+
+// mayKeep reports whether provider may keep counts for date, so that
+// SetOthers adds no provider only to drop its counts. A provider added now
+// keeps only the current day in the Tracker's zone. A known name, or one
+// past MaxProviders that maps to OverflowName, may keep earlier days too.
+func (tr *Tracker) mayKeep(provider string, date Date, now time.Time) bool {
+	providers := *tr.providers.Load()
+	if _, ok := providers[provider]; ok || len(providers) >= tr.maxProv {
+		return true
+	}
+	return date == DateOf(now, tr.loc)
 }
 
 // memoryStore keeps everything in the Tracker's memory: every alert is this
