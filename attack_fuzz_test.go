@@ -644,6 +644,9 @@ func (m *refModel) setLimits(provider string, limits Limits, now time.Time) erro
 	if err != nil {
 		return err
 	}
+	if p.name != provider {
+		return errors.New("past MaxProviders")
+	}
 	d := p.dayAt(now)
 	p.limits = limits
 	m.evaluate(p, d)

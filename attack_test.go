@@ -688,8 +688,10 @@ func TestNameEdges(t *testing.T) {
 
 	tr, _, _ := newTracker(t, base, Config{})
 	require.NoError(t, tr.Record(atBound, atBound, Usage{InputTokens: 1}))
-	require.NoError(t, tr.Record(invalidUTF8, invalidUTF8, Usage{InputTokens: 1}))
-	require.NoError(t, tr.Record("gem\xfeini\xff", TaskDefault, Usage{InputTokens: 1}))
+	assert.ErrorIs(t, tr.Record(invalidUTF8, TaskDefault, Usage{InputTokens: 1}), ErrInvalidName)
+	assert.ErrorIs(t, tr.Record(ProviderGemini, invalidUTF8, Usage{InputTokens: 1}), ErrInvalidName)
+	require.NoError(t, tr.Record("gemini-ü", TaskDefault, Usage{InputTokens: 1}))
+	require.NoError(t, tr.Record("gemini-日本", "タスク", Usage{InputTokens: 1}))
 
 	assert.ErrorIs(t, tr.Record(pastBound, TaskDefault, Usage{}), ErrInvalidName)
 	assert.ErrorIs(t, tr.Record(ProviderGemini, pastBound, Usage{}), ErrInvalidName)
@@ -745,8 +747,8 @@ func TestSnapshotJSONEveryState(t *testing.T) {
 			record(t, tr, "p", TaskDefault, Usage{})
 		}},
 		{"invalid input", func(t *testing.T, tr *Tracker, _ *ManualClock) {
-			record(t, tr, "\xff", "\xfe", Usage{InputTokens: -1, OutputTokens: math.MinInt64})
-			_, err := tr.Begin("\xff", "\xfd", -5)
+			record(t, tr, "gemini-ü", "タスク", Usage{InputTokens: -1, OutputTokens: math.MinInt64})
+			_, err := tr.Begin("gemini-ü", "タスク", -5)
 			require.NoError(t, err)
 		}},
 	}

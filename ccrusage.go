@@ -28,9 +28,12 @@ package ccrusage
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxNameLength is the longest provider or task name a Tracker accepts, in
@@ -41,8 +44,8 @@ const MaxNameLength = 128
 const maxTasksBound = 4096
 
 // ErrInvalidName is returned, wrapped with the offending name, when a
-// provider name is empty or a provider or task name is longer than
-// MaxNameLength.
+// provider name is empty, or a provider or task name is longer than
+// MaxNameLength, is not valid UTF-8 or contains a control character.
 var ErrInvalidName = errors.New("invalid name")
 
 // Config configures a Tracker. The zero value is valid: real clock, no
@@ -212,6 +215,14 @@ func checkName(kind, name string) error {
 	}
 	if len(name) > MaxNameLength {
 		return fmt.Errorf("ccrusage: %w: %s name %.32q... is %d bytes, longer than %d", ErrInvalidName, kind, name, len(name), MaxNameLength)
+	}
+	// Names end up as JSON keys and in one-line alert messages, so they
+	// must be valid UTF-8 without control characters.
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("ccrusage: %w: %s name %q is not valid UTF-8", ErrInvalidName, kind, name)
+	}
+	if i := strings.IndexFunc(name, unicode.IsControl); i >= 0 {
+		return fmt.Errorf("ccrusage: %w: %s name %q contains a control character at byte %d", ErrInvalidName, kind, name, i)
 	}
 	return nil
 }
@@ -419,7 +430,8 @@ func (tr *Tracker) deliver(a Alert) {
 // current day. Raising a limit that brings the provider back below the
 // warning threshold sends one INFO alert. Lowering one past a threshold not
 // yet announced today sends that alert. It returns an error naming the value
-// when a limit is negative or the name is invalid.
+// when a limit is negative, the name is invalid, or the name is new and past
+// MaxProviders, so that its limits would apply to OverflowName.
 func (tr *Tracker) SetLimits(provider string, l Limits) error {
 	if err := l.validate(provider); err != nil {
 		return err
@@ -428,6 +440,9 @@ func (tr *Tracker) SetLimits(provider string, l Limits) error {
 	p, err := tr.provider(provider, now)
 	if err != nil {
 		return err
+	}
+	if p.name != provider {
+		return fmt.Errorf("ccrusage: cannot set limits of provider %q: past MaxProviders %d, its requests are counted under %q", provider, tr.maxProv, OverflowName)
 	}
 	p.dayAt(now)
 

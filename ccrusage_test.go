@@ -217,3 +217,36 @@ func TestUsageTotalSaturates(t *testing.T) {
 	assert.Equal(t, int64(math.MaxInt64), Usage{InputTokens: math.MaxInt64, OutputTokens: 1}.Total())
 	assert.Equal(t, int64(3), Usage{InputTokens: 1, OutputTokens: 2, CacheReadTokens: -9}.Total())
 }
+
+func TestRecordRejectsUnprintableNames(t *testing.T) {
+	tr, _, _ := newTracker(t, base, Config{})
+	tests := []struct {
+		name, provider, task, wantErr string
+	}{
+		{"newline in provider", "deep\nseek", TaskDefault, "control character at byte 4"},
+		{"escape in task", ProviderDeepSeek, "th\x1bink", "control character at byte 2"},
+		{"invalid UTF-8 provider", "gem\xffini", TaskDefault, "not valid UTF-8"},
+		{"invalid UTF-8 task", ProviderDeepSeek, "\xc3", "not valid UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tr.Record(tt.provider, tt.task, Usage{InputTokens: 1})
+			assert.ErrorIs(t, err, ErrInvalidName)
+			assert.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+	assert.Empty(t, tr.Snapshot().Providers)
+	record(t, tr, "zürich-gpu", "résumé", Usage{InputTokens: 1})
+}
+
+func TestSetLimitsPastMaxProviders(t *testing.T) {
+	tr, _, _ := newTracker(t, base, Config{MaxProviders: 1})
+	record(t, tr, ProviderDeepSeek, TaskDefault, Usage{})
+
+	err := tr.SetLimits(ProviderGemini, Limits{Requests: 5})
+
+	assert.ErrorContains(t, err, `provider "gemini": past MaxProviders 1`)
+	assert.Equal(t, Limits{}, providerSnapshot(t, tr, OverflowName).Limits)
+	require.NoError(t, tr.SetLimits(OverflowName, Limits{Requests: 5}))
+	require.NoError(t, tr.SetLimits(ProviderDeepSeek, Limits{Requests: 5}))
+}
