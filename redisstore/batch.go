@@ -48,10 +48,6 @@ type batch struct {
 	claims  []*claim
 }
 
-func (b *batch) empty() bool {
-	return len(b.changes) == 0 && len(b.claims) == 0
-}
-
 // dayChanges are a batch's changes of one provider's day.
 type dayChanges struct {
 	provider string

@@ -125,3 +125,30 @@ func TestLatestDayEndIsAfterEveryZone(t *testing.T) {
 		})
 	}
 }
+
+// A Tracker clock behind Redis's own, as in a test with a fixed date in the
+// past, must not make keys expire as they are written.
+func TestStoreClockBehindRedisKeepsKeys(t *testing.T) {
+	srv := startRedis(t)
+	client := newClient(t, srv.addr(), nil)
+	past := time.Date(2020, time.June, 1, 12, 0, 0, 0, time.UTC)
+	clock := ccrusage.NewManualClock(past)
+	cfg := limited(clock, nil, ccrusage.ProviderGemini, nil, ccrusage.Limits{Requests: 100})
+	a := newInstance(t, client, cfg, Options{})
+	b := newInstance(t, client, cfg, Options{})
+
+	record(t, a.tr, ccrusage.ProviderGemini, ccrusage.TaskDefault, ccrusage.Usage{InputTokens: 2})
+	record(t, b.tr, ccrusage.ProviderGemini, ccrusage.TaskDefault, ccrusage.Usage{InputTokens: 3})
+	flush(t, a.st)
+	flush(t, b.st)
+	flush(t, a.st)
+
+	for _, in := range []instance{a, b} {
+		assert.Equal(t, int64(2), status(t, in.tr, ccrusage.ProviderGemini).Requests.Used)
+	}
+	serverNow, err := client.Time(context.Background()).Result()
+	require.NoError(t, err)
+	key := "{ccrusage}:counts:gemini:2020-06-01"
+	assert.False(t, expireAt(t, client, key).Before(serverNow.Add(DefaultGrace-time.Minute)),
+		"the key lives at least the grace past Redis's time")
+}

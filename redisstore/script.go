@@ -26,7 +26,8 @@ import (
 //  7. the number of claims
 //
 // Each day follows as its index member, its end and its expiry in Unix
-// milliseconds, its number of fields, and its field and increment pairs.
+// milliseconds (the script keeps every key for at least the grace past
+// Redis's own time), its number of fields, and its field and increment pairs.
 // Then each claim follows as its expiry.
 //
 // The reply is {applied, claims, totals}: applied is 1 if this run applied
@@ -52,6 +53,15 @@ local function ms(x)
   return string.format('%.0f', x)
 end
 
+-- Expiries come from the Tracker's clock, which may lag Redis's own (a
+-- test clock set in the past, say). Never let a key expire sooner than
+-- the grace from Redis's time, or its counts would vanish as written.
+local serverTime = redis.call('TIME')
+local floor = tonumber(serverTime[1]) * 1000 + math.floor(tonumber(serverTime[2]) / 1000) + grace
+local function expiry(at)
+  return ms(math.max(tonumber(at), floor))
+end
+
 local applied = 0
 if flushID ~= '' then
   if redis.call('SET', flushKey, flushID, 'NX', 'PX', ms(grace)) then
@@ -74,7 +84,7 @@ for i = 1, ndays do
       redis.pcall('HINCRBY', key, ARGV[a], ARGV[a + 1])
       a = a + 2
     end
-    redis.call('PEXPIREAT', key, expireAt)
+    redis.call('PEXPIREAT', key, expiry(expireAt))
     redis.call('ZADD', index, dayEnd, member)
   else
     a = a + 2 * nfields
@@ -84,7 +94,7 @@ end
 redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ms(now - grace))
 local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
 if last[2] then
-  redis.call('PEXPIREAT', index, ms(tonumber(last[2]) + grace))
+  redis.call('PEXPIREAT', index, expiry(tonumber(last[2]) + grace))
 end
 
 local claims = {}
@@ -92,7 +102,7 @@ for j = 1, nclaims do
   local key = KEYS[3 + ndays + j]
   local won = redis.call('SET', key, flushID, 'NX')
   if won then
-    redis.call('PEXPIREAT', key, ARGV[a])
+    redis.call('PEXPIREAT', key, expiry(ARGV[a]))
   else
     -- A retried batch finds its own claim.
     won = redis.call('GET', key) == flushID
