@@ -216,13 +216,13 @@ func settleBoth(t *testing.T, step int, in *fuzzBytes, model *refModel, clock *M
 	switch kind {
 	case 0:
 		u := fuzzUsage(in)
-		err, modelErr = ref.real.Finish(u), model.finish(ref, u)
+		err, modelErr = ref.real.Finish(u), model.finish(ref, u, now)
 	case 1:
-		err, modelErr = ref.real.FinishUnknown(), model.finishUnknown(ref)
+		err, modelErr = ref.real.FinishUnknown(), model.finishUnknown(ref, now)
 	case 2:
-		err, modelErr = ref.real.Fail(), model.fail(ref, false)
+		err, modelErr = ref.real.Fail(), model.fail(ref, false, now)
 	case 3:
-		err, modelErr = ref.real.Fallback(), model.fail(ref, true)
+		err, modelErr = ref.real.Fallback(), model.fail(ref, true, now)
 	case 4:
 		provider, u := fuzzProvider(in), fuzzUsage(in)
 		err, modelErr = ref.real.FinishOn(provider, u), model.finishOn(ref, provider, u, now)
@@ -570,19 +570,20 @@ func (m *refModel) begin(provider, task string, estimate int64, now time.Time) (
 }
 
 // settle marks r settled, and counts it as late usage when its day is no
-// longer kept.
-func (m *refModel) settle(r *refRequest) {
+// longer kept at now.
+func (m *refModel) settle(r *refRequest, now time.Time) {
 	r.settled = true
-	if r.day != r.provider.today && r.day != r.provider.previous {
+	today := r.provider.dayAt(now)
+	if r.day != today && (r.day != r.provider.previous || r.day.date.AddDays(1) != today.date) {
 		m.late++
 	}
 }
 
-func (m *refModel) finish(r *refRequest, u Usage) error {
+func (m *refModel) finish(r *refRequest, u Usage, now time.Time) error {
 	if r.settled {
 		return ErrRequestDone
 	}
-	m.settle(r)
+	m.settle(r, now)
 	u = m.clamp(u)
 	c := r.day.counts(r.task)
 	c.EstimatedTokens -= r.estimate
@@ -591,20 +592,20 @@ func (m *refModel) finish(r *refRequest, u Usage) error {
 	return nil
 }
 
-func (m *refModel) finishUnknown(r *refRequest) error {
+func (m *refModel) finishUnknown(r *refRequest, now time.Time) error {
 	if r.settled {
 		return ErrRequestDone
 	}
-	m.settle(r)
+	m.settle(r, now)
 	r.day.counts(r.task).UnknownUsage++
 	return nil
 }
 
-func (m *refModel) fail(r *refRequest, fallback bool) error {
+func (m *refModel) fail(r *refRequest, fallback bool, now time.Time) error {
 	if r.settled {
 		return ErrRequestDone
 	}
-	m.settle(r)
+	m.settle(r, now)
 	c := r.day.counts(r.task)
 	c.Requests--
 	c.EstimatedTokens -= r.estimate
@@ -624,9 +625,9 @@ func (m *refModel) finishOn(r *refRequest, provider string, u Usage, now time.Ti
 		return err
 	}
 	if served == r.provider {
-		return m.finish(r, u)
+		return m.finish(r, u, now)
 	}
-	_ = m.fail(r, true)
+	_ = m.fail(r, true, now)
 
 	d := served.dayAt(now)
 	if prev := served.previous; prev != nil && refDateIn(r.begun, served.loc) == prev.date {

@@ -120,9 +120,10 @@ func (s *requestState) finish(u Usage) {
 	c.estimated.add(-estimate)
 	c.addUsage(u)
 	tokens := d.tokens.add(u.Total() - estimate)
-	tr.settled(p, d)
+	now := tr.clock.Now()
+	tr.settled(p, d, now)
 	if tokens >= d.nextTokens.Load() {
-		tr.evaluate(p, d, tr.clock.Now())
+		tr.evaluate(p, d, now)
 	}
 }
 
@@ -138,7 +139,7 @@ func (r Request) FinishUnknown() error {
 	s.release()
 
 	c.unknownUsage.add(1)
-	tr.settled(p, d)
+	tr.settled(p, d, tr.clock.Now())
 	return nil
 }
 
@@ -165,12 +166,12 @@ func (r Request) fail(fallback bool) error {
 	estimate := s.estimate
 	s.release()
 
-	tr.failed(p, d, c, estimate, fallback)
+	tr.failed(p, d, c, estimate, fallback, tr.clock.Now())
 	return nil
 }
 
 // failed moves a begun request from the served requests to the failures.
-func (tr *Tracker) failed(p *provider, d *day, c *counters, estimate int64, fallback bool) {
+func (tr *Tracker) failed(p *provider, d *day, c *counters, estimate int64, fallback bool, now time.Time) {
 	c.requests.add(-1)
 	c.estimated.add(-estimate)
 	c.failures.add(1)
@@ -179,7 +180,7 @@ func (tr *Tracker) failed(p *provider, d *day, c *counters, estimate int64, fall
 	}
 	d.requests.add(-1)
 	d.tokens.add(-estimate)
-	tr.settled(p, d)
+	tr.settled(p, d, now)
 }
 
 // FinishOn settles the request as served by another provider than the one
@@ -213,7 +214,7 @@ func (r Request) FinishOn(provider string, u Usage) error {
 	}
 	routed, d, c, task, estimate, begun := s.p, s.d, s.c, s.task, s.estimate, s.begun
 	s.release()
-	tr.failed(routed, d, c, estimate, true)
+	tr.failed(routed, d, c, estimate, true, now)
 
 	d = served.dayAt(now)
 	if prev := served.previous.Load(); prev != nil && DateOf(begun, served.loc) == prev.date {
@@ -223,10 +224,16 @@ func (r Request) FinishOn(provider string, u Usage) error {
 	return nil
 }
 
-// settled counts usage that arrived for a day no longer kept: it changed
-// that day's counts, which no read shows any more.
-func (tr *Tracker) settled(p *provider, d *day) {
-	if p.today.Load() != d && p.previous.Load() != d {
+// settled counts usage that arrived for a day that is neither today nor
+// yesterday: it changed that day's counts, which no read shows. It starts
+// the day that now falls in first, so that a settlement two days late is
+// not taken for today's.
+func (tr *Tracker) settled(p *provider, d *day, now time.Time) {
+	today := p.dayAt(now)
+	if d == today {
+		return
+	}
+	if p.previous.Load() != d || d.end != today.start {
 		tr.lateUsage.Add(1)
 	}
 }

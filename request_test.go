@@ -267,3 +267,17 @@ func TestFinishCrossingThresholdAlerts(t *testing.T) {
 
 	assert.Equal(t, []Level{LevelWarning}, log.levels())
 }
+
+func TestFinishTwoDaysLateCountsLate(t *testing.T) {
+	tr, clock, _ := newTracker(t, base, Config{})
+	r, err := tr.Begin(ProviderOpenRouter, TaskDefault, 100)
+	require.NoError(t, err)
+
+	clock.Advance(49 * time.Hour)
+	require.NoError(t, r.Finish(Usage{InputTokens: 40}))
+
+	assert.Equal(t, int64(1), tr.Snapshot().LateUsage)
+	p := providerSnapshot(t, tr, ProviderOpenRouter)
+	assert.Equal(t, int64(0), p.Requests)
+	assert.Nil(t, p.Yesterday)
+}
