@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// AlertKind says what an Alert is about.
+// AlertKind is the subject of an Alert: a quota or claude-code-router's
+// availability.
 type AlertKind string
 
 const (
@@ -57,7 +58,8 @@ type Alert struct {
 // HealthChecker on the goroutine that ran the probe or called
 // ReportUnavailable. Send must be safe for concurrent use: alerts caused on
 // different goroutines may arrive in a different order from the one in
-// which they were decided (Alert.Time and Alert.Previous tell).
+// which they were decided, so use Alert.Time and Alert.Previous to order
+// them.
 //
 // A Send that blocks holds up only the call that caused the alert; counts
 // are already committed and other goroutines keep recording. A Send that

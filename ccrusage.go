@@ -45,8 +45,10 @@ const maxTasksBound = 4096
 
 // ErrInvalidName is returned, wrapped with the offending name, when a
 // provider name is empty, or a provider or task name is longer than
-// MaxNameLength, is not valid UTF-8 or contains a control character.
-var ErrInvalidName = errors.New("invalid name")
+// MaxNameLength, is not valid UTF-8, contains a control character, or
+// starts or ends with white space. Names are otherwise compared byte for
+// byte: "Gemini" and "gemini" are two providers.
+var ErrInvalidName = errors.New("ccrusage: invalid name")
 
 // Config configures a Tracker. The zero value is valid: real clock, no
 // alerts, default thresholds, days in UTC, no limits.
@@ -211,18 +213,23 @@ func (l Limits) validate(name string) error {
 // checkName validates a provider or task name.
 func checkName(kind, name string) error {
 	if name == "" && kind == "provider" {
-		return fmt.Errorf("ccrusage: %w: provider name %q is empty", ErrInvalidName, name)
+		return fmt.Errorf("%w: provider name %q is empty", ErrInvalidName, name)
 	}
 	if len(name) > MaxNameLength {
-		return fmt.Errorf("ccrusage: %w: %s name %.32q... is %d bytes, longer than %d", ErrInvalidName, kind, name, len(name), MaxNameLength)
+		return fmt.Errorf("%w: %s name %.32q... is %d bytes, longer than %d", ErrInvalidName, kind, name, len(name), MaxNameLength)
 	}
 	// Names end up as JSON keys and in one-line alert messages, so they
 	// must be valid UTF-8 without control characters.
 	if !utf8.ValidString(name) {
-		return fmt.Errorf("ccrusage: %w: %s name %q is not valid UTF-8", ErrInvalidName, kind, name)
+		return fmt.Errorf("%w: %s name %q is not valid UTF-8", ErrInvalidName, kind, name)
 	}
 	if i := strings.IndexFunc(name, unicode.IsControl); i >= 0 {
-		return fmt.Errorf("ccrusage: %w: %s name %q contains a control character at byte %d", ErrInvalidName, kind, name, i)
+		return fmt.Errorf("%w: %s name %q contains a control character at byte %d", ErrInvalidName, kind, name, i)
+	}
+	// Names are compared byte for byte, so " gemini" would silently be
+	// another provider than "gemini".
+	if strings.TrimSpace(name) != name {
+		return fmt.Errorf("%w: %s name %q starts or ends with white space", ErrInvalidName, kind, name)
 	}
 	return nil
 }

@@ -227,6 +227,8 @@ func TestRecordRejectsUnprintableNames(t *testing.T) {
 		{"escape in task", ProviderDeepSeek, "th\x1bink", "control character at byte 2"},
 		{"invalid UTF-8 provider", "gem\xffini", TaskDefault, "not valid UTF-8"},
 		{"invalid UTF-8 task", ProviderDeepSeek, "\xc3", "not valid UTF-8"},
+		{"leading space", " gemini", TaskDefault, "starts or ends with white space"},
+		{"trailing space in task", ProviderDeepSeek, "think ", "starts or ends with white space"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
