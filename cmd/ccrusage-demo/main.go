@@ -59,14 +59,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("ccrusage-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.ccrURL, "ccr", os.Getenv("CCR_URL"), "base URL of a running claude-code-router; empty starts the in-process stand-in")
-	fs.StringVar(&o.apiKey, "api-key", os.Getenv("CCR_API_KEY"), "CCR's APIKEY, sent as x-api-key; empty sends none")
-	fs.StringVar(&o.configPath, "config", os.Getenv("CCR_CONFIG"), "path of CCR's config.json, to map models to providers; empty uses the stand-in's config")
+	fs.StringVar(&o.ccrURL, "ccr", os.Getenv("CCR_URL"), "base URL of a running claude-code-router (env CCR_URL); empty starts the in-process stand-in")
+	fs.StringVar(&o.apiKey, "api-key", "", "CCR's APIKEY, sent as x-api-key (env CCR_API_KEY); empty sends none")
+	fs.StringVar(&o.configPath, "config", os.Getenv("CCR_CONFIG"), "path of CCR's config.json, to map models to providers (env CCR_CONFIG); empty uses the stand-in's config")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve /ccr/metrics on")
 	fs.IntVar(&o.rounds, "rounds", 4, "rounds of requests to send; each round sends one request per route, streaming and not")
 	fs.BoolVar(&o.serve, "serve", false, "keep serving /ccr/metrics after the requests, until interrupted")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.apiKey == "" {
+		// Read after parsing, so that -h never prints the key as a default.
+		o.apiKey = os.Getenv("CCR_API_KEY")
 	}
 	if o.rounds < 1 {
 		return o, fmt.Errorf("invalid -rounds %d: must be at least 1", o.rounds)
@@ -76,6 +80,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -137,9 +144,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 			for _, stream := range []bool{false, true} {
 				status, err := send(client, o.ccrURL, o.apiKey, req, stream)
 				sent++
-				if err != nil || status != http.StatusOK {
+				switch {
+				case err != nil:
 					failed++
-					logger.Warn("request failed", "route", req.name, "stream", stream, "status", status, "error", err)
+					logger.Warn("request failed", "route", req.name, "stream", stream, "error", err)
+				case status != http.StatusOK:
+					failed++
+					logger.Warn("request failed", "route", req.name, "stream", stream, "status", status)
 				}
 			}
 		}

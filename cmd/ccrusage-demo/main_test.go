@@ -57,4 +57,7 @@ func TestDemoRejectsBadFlags(t *testing.T) {
 	assert.ErrorContains(t, run([]string{"-rounds", "0"}, &stdout, &stderr), "invalid -rounds 0")
 	assert.Error(t, run([]string{"-no-such-flag"}, &stdout, &stderr))
 	assert.ErrorContains(t, run([]string{"-config", "/nonexistent/config.json"}, &stdout, &stderr), "/nonexistent/config.json")
+	stderr.Reset()
+	assert.NoError(t, run([]string{"-h"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "env CCR_URL")
 }
