@@ -262,6 +262,9 @@ func newProbeTransport() *http.Transport {
 // When ctx ends first, Check returns Status at once, and the probe goes on
 // for later callers.
 func (hc *HealthChecker) Check(ctx context.Context) HealthStatus {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	hc.mu.Lock()
 	// The clock is read under the lock so that no result can be dated
 	// after this reading and look as if the clock had gone back.
