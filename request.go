@@ -184,8 +184,8 @@ func (tr *Tracker) failed(p *provider, d *day, c *counters, estimate int64, fall
 }
 
 // FinishOn settles the request as served by another provider than the one
-// it was begun on, as when CCR falls back on its own: the begun provider
-// counts a failure and a fallback, as with Fallback, and provider counts one
+// it was begun on, as when CCR falls back on its own. The begun provider
+// counts a failure and a fallback, as with Fallback. provider counts one
 // served request with usage u for the same task. The usage lands on
 // provider's day of the moment the request was begun while that day is
 // still kept, and on its current day otherwise. If provider is the begun
@@ -242,7 +242,7 @@ func (tr *Tracker) settled(p *provider, d *day, now time.Time) {
 // characters, rounded up: the usual rule of thumb for English text and
 // code with the tokenizers of current LLMs. It is an estimate for counting a
 // request before the provider reports its usage, never a substitute for
-// that report; for CJK text and dense data it underestimates.
+// that report. For CJK text and dense data it underestimates.
 func EstimateTokens(text string) int64 {
 	n := int64(utf8.RuneCountInString(text))
 	return (n + 3) / 4

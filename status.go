@@ -128,7 +128,7 @@ type ProviderSnapshot struct {
 	Percent string `json:"percent"`
 	// Level is the level the current counts give.
 	Level Level `json:"level"`
-	// Remaining is what is left of each limit today.
+	// Remaining is the headroom left under each limit today.
 	Remaining Remaining `json:"remaining"`
 	// Tasks holds the counts of each task type seen today.
 	Tasks map[string]Counts `json:"tasks"`
@@ -139,7 +139,7 @@ type ProviderSnapshot struct {
 	Yesterday *DayCounts `json:"yesterday"`
 }
 
-// Remaining is what is left of each daily limit; a nil field means
+// Remaining is the headroom left under each daily limit. A nil field means
 // unlimited.
 type Remaining struct {
 	Requests *int64 `json:"requests"`
@@ -155,8 +155,8 @@ type DayCounts struct {
 
 // Snapshot returns the current counts of every provider. It changes no
 // count and sends no alert. Each counter is read once without stopping
-// records, so a record that runs at the same time may be partly included;
-// within the snapshot, totals always equal the sums of their parts.
+// records, so a record that runs at the same time may be partly included.
+// Within the snapshot, totals always equal the sums of their parts.
 func (tr *Tracker) Snapshot() Snapshot {
 	now := tr.clock.Now()
 	tr.mu.Lock()
