@@ -56,7 +56,7 @@ var testConfigEnv = map[string]string{
 	"DEEPSEEK_API_KEY": "sk-deepseek-secret",
 }
 
-func mustParseConfig(t *testing.T, data string) *CCRConfig {
+func mustParseConfig(t testing.TB, data string) *CCRConfig {
 	t.Helper()
 	cfg, err := ParseCCRConfig([]byte(data), envMap(testConfigEnv))
 	require.NoError(t, err)
