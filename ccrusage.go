@@ -292,17 +292,28 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 	if err != nil {
 		return err
 	}
-	tr.record(p, ti, now, u)
+	tr.addServed(p, p.dayAt(now), ti, now, u)
 	return nil
 }
 
 // resolve returns the state of provider and the index of task.
 func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int, error) {
+	// Both names are known on nearly every call: look them up here rather
+	// than through task and provider, saving two calls.
+	if task == "" {
+		task = TaskDefault
+	}
+	ti, ok := (*tr.tasks.Load())[task]
+	p, pok := (*tr.providers.Load())[provider]
+	if ok && pok {
+		return p, ti, nil
+	}
+
 	ti, err := tr.task(task)
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err := tr.provider(provider, now)
+	p, err = tr.provider(provider, now)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -332,11 +343,8 @@ func (tr *Tracker) Handle(provider, task string) (Handle, error) {
 // Record counts one served request with its actual usage, as
 // Tracker.Record does.
 func (h Handle) Record(u Usage) {
-	h.tr.record(h.p, h.task, h.tr.clock.Now(), u)
-}
-
-func (tr *Tracker) record(p *provider, task int, now time.Time, u Usage) {
-	tr.addServed(p, p.dayAt(now), task, now, u)
+	now := h.tr.clock.Now()
+	h.tr.addServed(h.p, h.p.dayAt(now), h.task, now, u)
 }
 
 // addServed counts one served request with usage u on day d of p.
