@@ -354,9 +354,22 @@ func (tr *Tracker) addServed(p *provider, d *day, task int, now time.Time, u Usa
 		tr.invalidInputs.Add(1)
 	}
 
+	// The token adds repeat counters.addUsage here, where they are inlined,
+	// because this path runs on every request.
 	c := d.counters(task)
 	c.requests.add(1)
-	c.addUsage(u)
+	if u.InputTokens != 0 {
+		c.input.add(u.InputTokens)
+	}
+	if u.OutputTokens != 0 {
+		c.output.add(u.OutputTokens)
+	}
+	if u.CacheReadTokens != 0 {
+		c.cacheRead.add(u.CacheReadTokens)
+	}
+	if u.CacheCreationTokens != 0 {
+		c.cacheCreation.add(u.CacheCreationTokens)
+	}
 	requests := d.requests.add(1)
 	tokens := d.tokens.add(u.Total())
 	if requests >= d.nextRequests.Load() || tokens >= d.nextTokens.Load() {
