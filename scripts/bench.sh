@@ -31,6 +31,7 @@ echo "== machine"
 echo "nproc: $(nproc)"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 go version
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "command: go test -run '^\$' -bench . -benchmem -count ${count} ."
 
 # run_bench DIR NAME runs the benchmarks of the package in DIR and keeps
@@ -42,6 +43,7 @@ run_bench() {
 
 run_bench . core
 run_bench benchmarks/prometheus prometheus
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
 echo "== core module (time, bytes and allocations per op)"
@@ -92,7 +94,7 @@ echo "== targets (ratios of medians)"
 		}
 		for (k in v) {
 			split(k, part, " ")
-			# Only the tracker's own benchmarks have this target.
+			# Only the benchmarks of the tracker itself have this target.
 			if (part[1] != "core" || part[2] !~ /\/serial$/ || part[2] ~ /^(ClockRead|Floor|NaiveRecord)\//) {
 				continue
 			}
