@@ -298,8 +298,9 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 
 // resolve returns the state of provider and the index of task.
 func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int, error) {
-	// Both names are known on nearly every call: look them up here rather
-	// than through task and provider, saving two calls.
+	// Both names are usually in the maps already. Look them up here, and
+	// call task and provider, which add missing names, only when one is
+	// missing: that saves two calls on every request.
 	if task == "" {
 		task = TaskDefault
 	}
