@@ -326,7 +326,7 @@ func (tr *Tracker) task(name string) (int, error) {
 // and Request.Finish in one call, for callers that learn the usage and the
 // request together. An empty task means TaskDefault. Record returns an error
 // wrapping ErrInvalidName, and records nothing, when provider is empty or a
-// name is longer than MaxNameLength. Negative token counts are recorded as
+// name is invalid (see ErrInvalidName). Negative token counts are recorded as
 // zero and counted in Snapshot.InvalidInputs.
 func (tr *Tracker) Record(provider, task string, u Usage) error {
 	now := tr.clock.Now()
@@ -334,12 +334,24 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 	if err != nil {
 		return err
 	}
-	tr.record(p, ti, now, u)
+	tr.addServed(p, p.dayAt(now), ti, now, u)
 	return nil
 }
 
 // resolve returns the state of provider and the index of task.
 func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int, error) {
+	// Both names are usually in the maps already. Look them up here, and
+	// call task and provider, which add missing names, only when one is
+	// missing: that saves two calls on every request.
+	if task == "" {
+		task = TaskDefault
+	}
+	ti, ok := (*tr.tasks.Load())[task]
+	p, pok := (*tr.providers.Load())[provider]
+	if ok && pok {
+		return p, ti, nil
+	}
+
 	// Check the provider name before adding the task name, so that a
 	// rejected call takes none of the MaxTasks slots.
 	if err := checkName("provider", provider); err != nil {
@@ -349,7 +361,7 @@ func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err := tr.provider(provider, now)
+	p, err = tr.provider(provider, now)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -379,11 +391,8 @@ func (tr *Tracker) Handle(provider, task string) (Handle, error) {
 // Record counts one served request with its actual usage, as
 // Tracker.Record does.
 func (h Handle) Record(u Usage) {
-	h.tr.record(h.p, h.task, h.tr.clock.Now(), u)
-}
-
-func (tr *Tracker) record(p *provider, task int, now time.Time, u Usage) {
-	tr.addServed(p, p.dayAt(now), task, now, u)
+	now := h.tr.clock.Now()
+	h.tr.addServed(h.p, h.p.dayAt(now), h.task, now, u)
 }
 
 // addServed counts one served request with usage u on day d of p.
@@ -393,9 +402,22 @@ func (tr *Tracker) addServed(p *provider, d *day, task int, now time.Time, u Usa
 		tr.invalidInputs.Add(1)
 	}
 
+	// The token adds repeat counters.addUsage here, where they are inlined,
+	// because this path runs on every request.
 	c := d.counters(task)
 	c.requests.add(1)
-	c.addUsage(u)
+	if u.InputTokens != 0 {
+		c.input.add(u.InputTokens)
+	}
+	if u.OutputTokens != 0 {
+		c.output.add(u.OutputTokens)
+	}
+	if u.CacheReadTokens != 0 {
+		c.cacheRead.add(u.CacheReadTokens)
+	}
+	if u.CacheCreationTokens != 0 {
+		c.cacheCreation.add(u.CacheCreationTokens)
+	}
 	requests := d.requests.add(1)
 	tokens := d.tokens.add(u.Total())
 	if requests >= d.nextRequests.Load() || tokens >= d.nextTokens.Load() {

@@ -44,10 +44,6 @@ type day struct {
 	date       Date
 	start, end int64 // Unix seconds of [first instant, first instant of the next day)
 
-	// requests and tokens are the provider's totals, the values its limits
-	// are checked against on the record path.
-	requests counter
-	tokens   counter
 	// nextRequests and nextTokens are the totals at which the level may
 	// rise to one not yet announced today. Below both, a record needs no
 	// evaluation.
@@ -66,7 +62,21 @@ type day struct {
 
 	// Guarded by provider.mu.
 	fired uint8 // bit 1<<Level for each level announced on this day
+
+	// requests and tokens are the provider's totals, the values its limits
+	// are checked against on the record path. Every record writes them and
+	// reads the fields above. The padding keeps them on a cache line of
+	// their own, so that a record on one core does not evict the fields
+	// above from the cache of another.
+	_        [cacheLineSize]byte
+	requests counter
+	tokens   counter
+	_        [cacheLineSize]byte
 }
+
+// cacheLineSize is the size of a CPU cache line in bytes on amd64 and on
+// most arm64 cores.
+const cacheLineSize = 64
 
 func newDay(date Date, loc *time.Location, taskSlots int) *day {
 	d := &day{
