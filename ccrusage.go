@@ -279,6 +279,9 @@ func (tr *Tracker) validProvider(name string, now time.Time) *provider {
 	for k, v := range old {
 		next[k] = v
 	}
+	// Copy the name: a caller's string may be a slice of a large buffer,
+	// such as a request body, which the tracker must not keep alive.
+	name = strings.Clone(name)
 	p := tr.newProvider(name, nil, now)
 	next[name] = p
 	tr.providers.Store(&next)
@@ -315,6 +318,7 @@ func (tr *Tracker) task(name string) (int, error) {
 		next[k] = v
 	}
 	i := len(tr.taskNames)
+	name = strings.Clone(name) // as in provider, keep no caller's buffer alive
 	next[name] = i
 	tr.taskNames = append(tr.taskNames, name)
 	tr.tasks.Store(&next)
