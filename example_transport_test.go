@@ -14,7 +14,7 @@ import (
 
 // Wrap the client that talks to claude-code-router in a Transport: each
 // Messages API request is classified as CCR's router does and counted with
-// the usage of its response. Here an httptest server stands in for CCR.
+// the usage of its response. Here an httptest server plays CCR.
 func ExampleTransport() {
 	ccr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -23,8 +23,8 @@ func ExampleTransport() {
 	}))
 	defer ccr.Close()
 
-	// CCR's own config.json tells which provider each route and model
-	// belongs to; in a service, use LoadCCRConfig on the file.
+	// CCR's own config.json maps each route and model to its provider. In a
+	// service, load the file with LoadCCRConfig.
 	cfg, err := ccrusage.ParseCCRConfig([]byte(`{
 		"Providers": [
 			{"name": "deepseek", "models": ["deepseek-chat"]},

@@ -30,7 +30,7 @@ const standinConfig = `{
   },
 }`
 
-// standin is an in-process stand-in for claude-code-router: it answers
+// standin is an in-process stand-in for claude-code-router: it serves
 // /health and the Messages API on loopback, choosing a model per request as
 // CCR's router does, and reports usage in CCR's format, as JSON or as an
 // Anthropic event stream.
