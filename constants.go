@@ -43,6 +43,6 @@ const (
 const OverflowName = "_overflow"
 
 // ProviderUnknown is the provider name under which requests are counted
-// when the provider cannot be told, such as a request body that is not the
-// Messages API.
+// when the provider cannot be determined, such as for a request body that
+// is not the Messages API.
 const ProviderUnknown = "unknown"

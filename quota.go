@@ -7,8 +7,8 @@ import (
 	"strconv"
 )
 
-// Level is how close a provider is to its daily limits. The zero value is
-// LevelInfo, the ordinary state.
+// Level is a provider's standing against its daily limits. The zero value
+// is LevelInfo, the ordinary state.
 type Level int
 
 // Levels in increasing order of urgency.

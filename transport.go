@@ -198,8 +198,8 @@ func (tp *Transport) readBody(req *http.Request) (out *http.Request, body []byte
 		return out, nil, false
 	}
 	// The whole body is in memory: close the caller's and send a reader
-	// net/http knows to be in memory, so that it writes the headers and
-	// the body in one go instead of flushing the headers first.
+	// that net/http recognizes as in memory, so that it writes the headers
+	// and the body in one go instead of flushing the headers first.
 	_ = req.Body.Close()
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	return out, body, true
