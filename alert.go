@@ -20,9 +20,9 @@ const (
 )
 
 // Alert is one level change. A quota alert is sent on the transition, once
-// per provider, level and day: a provider that climbs from INFO to WARNING
-// to CRITICAL in one day sends two alerts, and one that jumps straight to
-// CRITICAL sends one whose Previous is LevelInfo. A provider that falls back
+// per provider, level and day. A provider that climbs from INFO to WARNING
+// to CRITICAL in one day sends two alerts. One that jumps straight to
+// CRITICAL sends one, whose Previous is LevelInfo. A provider that falls back
 // to INFO, because a new day began or its limit was raised, sends one alert
 // with Level LevelInfo.
 type Alert struct {

@@ -18,9 +18,9 @@ type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-// ManualClock is a Clock that moves only when told to, for tests. It is safe
-// for concurrent use. The zero value reads as the zero time; NewManualClock
-// starts it at a given instant.
+// ManualClock is a Clock for tests that moves only through Set and Advance.
+// It is safe for concurrent use. The zero value reads as the zero time, and
+// NewManualClock starts it at a given instant.
 type ManualClock struct {
 	mu  sync.Mutex // guards now
 	now time.Time

@@ -359,7 +359,7 @@ func (hc *HealthChecker) runProbe(parent context.Context, f *probeFlight, report
 	}
 	if hc.reports != reports && next.State == HealthAvailable {
 		// A request failed while this probe was in flight, possibly after
-		// the probe got its response. The report stands until the next probe.
+		// the probe got its response. The report is kept until the next probe.
 		next = hc.status
 	}
 	a, send := hc.transitionLocked(next, now)

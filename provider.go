@@ -52,10 +52,10 @@ type day struct {
 
 	tasks []atomic.Pointer[counters] // indexed by task index
 
-	// others holds, by task index, the counts that other processes
-	// recorded, as a Store reports them with negative fields set to zero;
-	// otherRequests and otherTokens are their saturating sums, added to
-	// requests and tokens when the limits are checked.
+	// others contains, by task index, the counts that other processes
+	// recorded, as a Store reports them, with negative fields set to zero.
+	// otherRequests and otherTokens are their saturating sums, which are
+	// added to requests and tokens when the limits are checked.
 	others        []atomic.Pointer[Counts]
 	otherRequests atomic.Int64
 	otherTokens   atomic.Int64
@@ -197,7 +197,7 @@ func (p *provider) evaluateLocked(d *day, now time.Time) (Alert, bool) {
 
 	// Drop the bars to zero before reading the counts, and store the real
 	// ones at the end. A record adds its count and then loads the bars, so
-	// a record whose count this read misses sees a zero bar and evaluates
+	// a record whose count this read misses loads a zero bar and evaluates
 	// after this call. Without that, a bar lowered here (SetLimits, or
 	// SetOthers with more counts) would let that record skip its alert.
 	d.nextRequests.Store(0)

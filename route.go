@@ -92,8 +92,8 @@ func applyOverride(ctx context.Context, cfg *CCRConfig, r route) route {
 // here is EstimateTokens of the same text, so requests near the threshold
 // can be classified differently. CCR also routes to longContext when the same
 // session's previous streamed response reported more input tokens than
-// the threshold and the request counts over 20,000, and it can read a
-// per-project Router; neither is modelled here.
+// the threshold and the request counts over 20,000. It can also read a
+// per-project Router. Neither is modelled here.
 func classify(cfg *CCRConfig, body []byte, threshold int64) (route, bool) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {

@@ -32,7 +32,7 @@ type Status struct {
 // level and when its day resets. It changes no count and sends no alert, so
 // a caller can check the headroom before choosing a route. A provider never
 // recorded nor configured has zero usage and no limits in the Tracker's
-// zone; so has a name past MaxProviders, whose records count under
+// zone. So has a name past MaxProviders, because its records count under
 // OverflowName. It returns an error wrapping ErrInvalidName for an invalid
 // name.
 func (tr *Tracker) Status(provider string) (Status, error) {

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// sharedMemory stands in for a shared store between Trackers of one test:
-// each member applies its collected deltas and reads back the totals of the
+// sharedMemory is a shared store between the Trackers of one test. Each
+// member applies its collected deltas and reads back the totals of the
 // others when the test calls sync. It claims each alert once in all.
 type sharedMemory struct {
 	mu      sync.Mutex

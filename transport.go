@@ -66,11 +66,11 @@ type HealthReporter interface {
 // unsettled, as it also leaves the connection open.
 //
 // CCR 2.x may serve a request from a fallback provider when the routed one
-// returns an HTTP error. Transport detects this from the response's model:
-// when the CCR config does not list that model under the routed provider
-// but lists it under another (preferring the task's fallback entries, then
-// the first provider in file order), the request is settled with
-// Request.FinishOn that provider. A model that no provider lists, or a
+// returns an HTTP error. Transport detects this from the response's model.
+// When the CCR config does not list that model under the routed provider
+// but lists it under another, the request is settled with Request.FinishOn
+// that provider. Among several, the task's fallback entries come first,
+// then the first provider in file order. A model that no provider lists, or a
 // routed provider that the config does not list, leaves the usage on the
 // routed provider.
 //
@@ -216,7 +216,8 @@ func (tp *Transport) begin(r route) (Request, route) {
 	if pending, err = tp.Tracker.Begin(r.provider, r.task, r.estimate); err == nil {
 		return pending, r
 	}
-	// Both names are valid constants now, so this Begin cannot fail.
+	// ProviderUnknown and TaskDefault pass every name check, so this Begin
+	// does not fail.
 	r.task = TaskDefault
 	pending, _ = tp.Tracker.Begin(r.provider, r.task, r.estimate)
 	return pending, r

@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// messagesServer is an httptest server on 127.0.0.1 that stands in for CCR. It
-// records each request it receives and answers with respond.
+// messagesServer is an httptest server on 127.0.0.1 that plays CCR. It
+// records each request it receives and responds with respond.
 type messagesServer struct {
 	*httptest.Server
 
@@ -60,7 +60,7 @@ func (f *messagesServer) lastRequest(t *testing.T) receivedRequest {
 	return f.received[len(f.received)-1]
 }
 
-// writeMessagesJSON answers with body as application/json.
+// writeMessagesJSON writes body as an application/json response.
 func writeMessagesJSON(status int, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -69,7 +69,7 @@ func writeMessagesJSON(status int, body string) http.HandlerFunc {
 	}
 }
 
-// respondSSE answers with stream as text/event-stream, flushing after each
+// respondSSE writes stream as a text/event-stream response, flushing after each
 // event.
 func respondSSE(stream string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -625,7 +625,7 @@ func TestTransportNilTracker(t *testing.T) {
 }
 
 // recordingBase is a RoundTripper that keeps the request it receives and
-// answers with a fixed JSON response.
+// responds with a fixed JSON response.
 type recordingBase struct {
 	got *http.Request
 }
