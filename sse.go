@@ -187,6 +187,14 @@ func (s *sseScanner) result() responseInfo {
 
 // isEventStream reports whether h declares a text/event-stream body.
 func isEventStream(h http.Header) bool {
-	mediaType, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	// The two types that CCR sends need no parsing, which allocates.
+	contentType := h.Get("Content-Type")
+	switch contentType {
+	case "text/event-stream":
+		return true
+	case "application/json":
+		return false
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mediaType == "text/event-stream"
 }

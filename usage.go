@@ -191,6 +191,23 @@ type jsonScanner struct {
 	overflow bool
 }
 
+// maxPresizeBytes bounds the buffer that jsonScanner allocates up front
+// from a response's declared length, so that a length far larger than
+// the body that follows costs no more than this.
+const maxPresizeBytes = 1 << 20
+
+// newJSONScanner returns a jsonScanner that keeps up to max bytes. A
+// positive size, the body's declared length, sets the capacity of the
+// copy, up to maxPresizeBytes, so that a body that fits is copied into
+// one allocation.
+func newJSONScanner(max int, size int64) *jsonScanner {
+	s := &jsonScanner{max: max}
+	if size > 0 && size <= int64(max) {
+		s.buf = make([]byte, 0, min(size, maxPresizeBytes))
+	}
+	return s
+}
+
 func (s *jsonScanner) scan(p []byte) {
 	if s.overflow {
 		return
