@@ -187,12 +187,12 @@ func (s *sseScanner) result() responseInfo {
 
 // isEventStream reports whether h declares a text/event-stream body.
 func isEventStream(h http.Header) bool {
-	// The two types that CCR sends need no parsing, which allocates.
+	// Common exact values skip mime.ParseMediaType, which allocates.
 	contentType := h.Get("Content-Type")
 	switch contentType {
 	case "text/event-stream":
 		return true
-	case "application/json":
+	case "application/json", "application/json; charset=utf-8":
 		return false
 	}
 	mediaType, _, err := mime.ParseMediaType(contentType)
