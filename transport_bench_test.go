@@ -128,3 +128,69 @@ func newBenchClient(b *testing.B, cfg *CCRConfig, mode, query, body string) func
 	}
 	return send
 }
+
+// BenchmarkTransportCPU measures what the Transport adds to a round trip
+// without a network. Its Base returns a fixed response at once, so the
+// time per op is CPU time on one goroutine. The difference between bare
+// and ccrusage is the recording work alone, without the scheduling and
+// system calls of BenchmarkTransport's round trip.
+func BenchmarkTransportCPU(b *testing.B) {
+	cfg := mustParseConfig(b, testConfigJSON)
+	body := messagesBody("claude-sonnet-4")
+
+	for _, format := range []struct{ name, contentType, reply string }{
+		{"json", "application/json", jsonReply},
+		{"sse", "text/event-stream", benchSSE},
+	} {
+		base := cannedRoundTripper{contentType: format.contentType, body: format.reply}
+		for _, mode := range []string{"bare", "passthrough", "ccrusage"} {
+			var rt http.RoundTripper = base
+			switch mode {
+			case "passthrough":
+				rt = &Transport{Base: base, Config: cfg}
+			case "ccrusage":
+				tr, err := New(Config{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rt = &Transport{Base: base, Tracker: tr, Config: cfg}
+			}
+			b.Run(format.name+"/"+mode, func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/v1/messages", strings.NewReader(body))
+					if err != nil {
+						b.Fatal(err)
+					}
+					resp, err := rt.RoundTrip(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+			})
+		}
+	}
+}
+
+// cannedRoundTripper reads and closes the request body and returns body
+// with status 200 and the given Content-Type, without any I/O.
+type cannedRoundTripper struct {
+	contentType string
+	body        string
+}
+
+func (c cannedRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+		_ = req.Body.Close()
+	}
+	return &http.Response{
+		StatusCode:    http.StatusOK,
+		Header:        http.Header{"Content-Type": {c.contentType}},
+		Body:          io.NopCloser(strings.NewReader(c.body)),
+		ContentLength: int64(len(c.body)),
+		Request:       req,
+	}, nil
+}
