@@ -95,8 +95,8 @@ func applyOverride(ctx context.Context, cfg *CCRConfig, r route) route {
 // the threshold and the request counts over 20,000. It can also read a
 // per-project Router. Neither is modelled here.
 func classify(cfg *CCRConfig, body []byte, threshold int64) (route, bool) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	fields, ok := requestFields(body)
+	if !ok {
 		return route{}, false
 	}
 	r := route{estimate: EstimateTokens(requestText(fields))}
@@ -147,6 +147,38 @@ func classify(cfg *CCRConfig, body []byte, threshold int64) (route, bool) {
 	}
 	r.provider = routedProvider(cfg, r.task)
 	return r, true
+}
+
+// classifiedFields are the members of a request body that classify and
+// requestText read.
+var classifiedFields = [...]string{"model", "messages", "system", "tools", "thinking"}
+
+// requestFields returns the members of a request body that classify
+// reads, as json.Unmarshal into a map[string]json.RawMessage would give
+// them: keys match exactly once unescaped, and the last of duplicate keys
+// wins. The values are slices of body, not copies. It reports false when
+// body is not valid JSON or not an object.
+func requestFields(body []byte) (map[string]json.RawMessage, bool) {
+	if !json.Valid(body) {
+		return nil, false
+	}
+	obj, ok := newObjectReader(body)
+	if !ok {
+		return nil, false
+	}
+	fields := make(map[string]json.RawMessage, len(classifiedFields))
+	for {
+		key, value, ok := obj.next()
+		if !ok {
+			return fields, true
+		}
+		for _, name := range classifiedFields {
+			if keyIs(key, name) {
+				fields[name] = value
+				break
+			}
+		}
+	}
 }
 
 // routes reports whether a classification rule for task applies: CCR
@@ -327,32 +359,4 @@ func writeCompact(b *strings.Builder, raw json.RawMessage) {
 	if json.Compact(&buf, raw) == nil {
 		b.Write(buf.Bytes())
 	}
-}
-
-// jsonString returns the string that a JSON value contains, and false when
-// it is absent or not a string.
-func jsonString(raw json.RawMessage) (string, bool) {
-	v := bytes.TrimSpace(raw)
-	if len(v) == 0 || v[0] != '"' {
-		return "", false
-	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// jsonArray returns the elements of a JSON array, or nil when raw is
-// absent or not an array.
-func jsonArray(raw json.RawMessage) []json.RawMessage {
-	v := bytes.TrimSpace(raw)
-	if len(v) == 0 || v[0] != '[' {
-		return nil
-	}
-	var elems []json.RawMessage
-	if json.Unmarshal(v, &elems) != nil {
-		return nil
-	}
-	return elems
 }

@@ -143,23 +143,37 @@ func (s *sseScanner) handleEvent(data []byte) {
 	if !bytes.Contains(data, []byte("message_start")) && !bytes.Contains(data, []byte("message_delta")) {
 		return
 	}
-	var event struct {
-		Type    json.RawMessage `json:"type"`
-		Message json.RawMessage `json:"message"`
-		Usage   json.RawMessage `json:"usage"`
-	}
-	if json.Unmarshal(data, &event) != nil {
+	if !json.Valid(data) {
 		return
 	}
-	typ, _ := jsonString(event.Type)
+
+	// Keys match as encoding/json matches struct fields, ignoring case,
+	// and the last of duplicate keys wins.
+	var rawType, message, usage []byte
+	obj, ok := newObjectReader(data)
+	for ok {
+		var key, value []byte
+		if key, value, ok = obj.next(); !ok {
+			break
+		}
+		switch {
+		case keyMatches(key, "type"):
+			rawType = value
+		case keyMatches(key, "message"):
+			message = value
+		case keyMatches(key, "usage"):
+			usage = value
+		}
+	}
+
+	typ, _ := jsonString(rawType)
 	switch typ {
 	case "message_start":
-		var m messageJSON
-		_ = json.Unmarshal(event.Message, &m)
-		s.model, _ = jsonString(m.Model)
-		s.start = parseUsage(m.Usage)
+		rawModel, rawUsage := messageFields(message)
+		s.model, _ = jsonString(rawModel)
+		s.start = parseUsage(rawUsage)
 	case "message_delta":
-		s.delta = parseUsage(event.Usage)
+		s.delta = parseUsage(usage)
 	}
 }
 
@@ -173,6 +187,14 @@ func (s *sseScanner) result() responseInfo {
 
 // isEventStream reports whether h declares a text/event-stream body.
 func isEventStream(h http.Header) bool {
-	mediaType, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	// Common exact values skip mime.ParseMediaType, which allocates.
+	contentType := h.Get("Content-Type")
+	switch contentType {
+	case "text/event-stream":
+		return true
+	case "application/json", "application/json; charset=utf-8":
+		return false
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mediaType == "text/event-stream"
 }

@@ -185,7 +185,7 @@ func (tp *Transport) readBody(req *http.Request) (out *http.Request, body []byte
 	if readLimit < math.MaxInt64 {
 		readLimit++
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, readLimit))
+	body, err := readAllSized(io.LimitReader(req.Body, readLimit), req.ContentLength)
 	out = req.WithContext(req.Context())
 	switch {
 	case err != nil:
@@ -203,6 +203,32 @@ func (tp *Transport) readBody(req *http.Request) (out *http.Request, body []byte
 	_ = req.Body.Close()
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	return out, body, true
+}
+
+// readAllSized reads r to its end as io.ReadAll does, but starts with a
+// buffer of size+1 bytes when size is positive, so that a body of the
+// declared length is read into one allocation. The extra byte lets the
+// final read return io.EOF without growing the buffer. A size that is
+// wrong costs only the growth that io.ReadAll would make.
+func readAllSized(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 || size >= math.MaxInt32 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			// Let append pick the next capacity.
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
 }
 
 // begin records the start of a request on route r and returns the route
@@ -234,7 +260,7 @@ func (tp *Transport) watchBody(resp *http.Response, pending Request, r route) {
 	if isEventStream(resp.Header) {
 		scanner = new(sseScanner)
 	} else {
-		scanner = &jsonScanner{max: int(min(tp.maxBodyBytes(), math.MaxInt))}
+		scanner = newJSONScanner(int(min(tp.maxBodyBytes(), math.MaxInt)), resp.ContentLength)
 	}
 	resp.Body = newBodyTap(resp.Body, scanner, func(info responseInfo) {
 		tp.settle(pending, r, info)

@@ -72,24 +72,36 @@ func mergeStreamUsage(start, delta reportedUsage) reportedUsage {
 	return merged
 }
 
-// usageJSON is a Messages API usage object. Raw values let a count of an
-// unexpected type leave only that count unknown.
-type usageJSON struct {
-	InputTokens         json.RawMessage `json:"input_tokens"`
-	OutputTokens        json.RawMessage `json:"output_tokens"`
-	CacheReadTokens     json.RawMessage `json:"cache_read_input_tokens"`
-	CacheCreationTokens json.RawMessage `json:"cache_creation_input_tokens"`
+// usageFields are the keys of a Messages API usage object, by token kind.
+var usageFields = [usageKinds]string{
+	usageInput:         "input_tokens",
+	usageOutput:        "output_tokens",
+	usageCacheRead:     "cache_read_input_tokens",
+	usageCacheCreation: "cache_creation_input_tokens",
 }
 
-// parseUsage reads a usage object. Counts that are absent, null or not
-// numbers are unknown.
+// parseUsage reads a usage object, which must be valid JSON. Counts that
+// are absent, null or not numbers are unknown. Keys match as
+// encoding/json matches struct fields, ignoring case, and the last of
+// duplicate keys wins.
 func parseUsage(raw json.RawMessage) reportedUsage {
-	var u reportedUsage
-	var j usageJSON
-	if len(raw) == 0 || json.Unmarshal(raw, &j) != nil {
-		return u
+	var values [usageKinds][]byte
+	obj, ok := newObjectReader(raw)
+	for ok {
+		var key, value []byte
+		if key, value, ok = obj.next(); !ok {
+			break
+		}
+		for kind, name := range usageFields {
+			if keyMatches(key, name) {
+				values[kind] = value
+				break
+			}
+		}
 	}
-	for kind, value := range [usageKinds]json.RawMessage{j.InputTokens, j.OutputTokens, j.CacheReadTokens, j.CacheCreationTokens} {
+
+	var u reportedUsage
+	for kind, value := range values {
 		if n, ok := tokenCount(value); ok {
 			u.set(kind, n)
 		}
@@ -120,11 +132,26 @@ func tokenCount(raw json.RawMessage) (int64, bool) {
 	return int64(f), true
 }
 
-// messageJSON is the part of a Messages API message that names the model
-// that served it and its usage.
-type messageJSON struct {
-	Model json.RawMessage `json:"model"`
-	Usage json.RawMessage `json:"usage"`
+// messageFields returns the "model" and "usage" members of a Messages
+// API message, which must be valid JSON, or nil for those that are
+// missing or when msg is not an object. Keys match as encoding/json
+// matches struct fields, ignoring case, and the last of duplicate keys
+// wins.
+func messageFields(msg []byte) (model, usage []byte) {
+	obj, ok := newObjectReader(msg)
+	for ok {
+		var key, value []byte
+		if key, value, ok = obj.next(); !ok {
+			break
+		}
+		switch {
+		case keyMatches(key, "model"):
+			model = value
+		case keyMatches(key, "usage"):
+			usage = value
+		}
+	}
+	return model, usage
 }
 
 // responseInfo is the model and usage that a response body reports.
@@ -139,12 +166,12 @@ type responseInfo struct {
 // parseMessage reads the model and usage of a JSON Messages API response.
 // A body that is not a JSON object reports nothing.
 func parseMessage(body []byte) responseInfo {
-	var m messageJSON
-	if json.Unmarshal(body, &m) != nil {
+	if !json.Valid(body) {
 		return responseInfo{}
 	}
-	model, _ := jsonString(m.Model)
-	return responseInfo{model: model, usage: parseUsage(m.Usage)}
+	rawModel, rawUsage := messageFields(body)
+	model, _ := jsonString(rawModel)
+	return responseInfo{model: model, usage: parseUsage(rawUsage)}
 }
 
 // usageScanner reads a response body's usage from the bytes the caller
@@ -162,6 +189,23 @@ type jsonScanner struct {
 	max      int
 	buf      []byte
 	overflow bool
+}
+
+// maxPresizeBytes bounds the buffer that jsonScanner allocates up front
+// from a response's declared length, so that a length far larger than
+// the body that follows costs no more than this.
+const maxPresizeBytes = 1 << 20
+
+// newJSONScanner returns a jsonScanner that keeps up to max bytes. A
+// positive size, the body's declared length, sets the capacity of the
+// copy, up to maxPresizeBytes, so that a body that fits is copied into
+// one allocation.
+func newJSONScanner(max int, size int64) *jsonScanner {
+	s := &jsonScanner{max: max}
+	if size > 0 && size <= int64(max) {
+		s.buf = make([]byte, 0, min(size, maxPresizeBytes))
+	}
+	return s
 }
 
 func (s *jsonScanner) scan(p []byte) {
