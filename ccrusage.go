@@ -98,6 +98,7 @@ type ProviderConfig struct {
 // each provider's daily limits. Create one with New.
 type Tracker struct {
 	clock     Clock
+	realTime  bool // clock is realClock, which now calls directly
 	sink      AlertSink
 	ppm       thresholdsPPM
 	th        Thresholds // with defaults filled in
@@ -154,6 +155,7 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	if tr.clock == nil {
 		tr.clock = realClock{}
+		tr.realTime = true
 	}
 	if tr.loc == nil {
 		tr.loc = time.UTC
@@ -166,7 +168,7 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	tr.taskSlots = tr.maxTasks + 1
 	tr.requests.New = func() any { return &requestState{tr: tr} }
-	now := tr.clock.Now()
+	now := tr.now()
 	tr.started = now
 
 	providers := make(map[string]*provider, len(cfg.Providers))
@@ -333,12 +335,21 @@ func (tr *Tracker) task(name string) (int, error) {
 // name is invalid (see ErrInvalidName). Negative token counts are recorded as
 // zero and counted in Snapshot.InvalidInputs.
 func (tr *Tracker) Record(provider, task string, u Usage) error {
-	now := tr.clock.Now()
-	p, ti, err := tr.resolve(provider, task, now)
-	if err != nil {
-		return err
+	now := tr.now()
+	// The lookups of resolve, repeated here for the usual case of two known
+	// names: that saves a call on every request.
+	if task == "" {
+		task = TaskDefault
 	}
-	tr.addServed(p, p.dayAt(now), ti, now, u)
+	ti, tok := (*tr.tasks.Load())[task]
+	p, pok := (*tr.providers.Load())[provider]
+	if !tok || !pok {
+		var err error
+		if p, ti, err = tr.resolve(provider, task, now); err != nil {
+			return err
+		}
+	}
+	tr.addServed(p, nil, ti, now, u)
 	return nil
 }
 
@@ -346,7 +357,7 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int, error) {
 	// Both names are usually in the maps already. Look them up here, and
 	// call task and provider, which add missing names, only when one is
-	// missing: that saves two calls on every request.
+	// missing: that saves two calls.
 	if task == "" {
 		task = TaskDefault
 	}
@@ -385,7 +396,7 @@ type Handle struct {
 // Handle returns the Handle for provider and task, adding the names as
 // Record would. It fails as Record does on invalid names.
 func (tr *Tracker) Handle(provider, task string) (Handle, error) {
-	p, ti, err := tr.resolve(provider, task, tr.clock.Now())
+	p, ti, err := tr.resolve(provider, task, tr.now())
 	if err != nil {
 		return Handle{}, err
 	}
@@ -395,35 +406,46 @@ func (tr *Tracker) Handle(provider, task string) (Handle, error) {
 // Record counts one served request with its actual usage, as
 // Tracker.Record does.
 func (h Handle) Record(u Usage) {
-	now := h.tr.clock.Now()
-	h.tr.addServed(h.p, h.p.dayAt(now), h.task, now, u)
+	now := h.tr.now()
+	h.tr.addServed(h.p, nil, h.task, now, u)
 }
 
-// addServed counts one served request with usage u on day d of p.
+// addServed counts one served request with usage u on day d of p, or on
+// p's day at now if d is nil.
 func (tr *Tracker) addServed(p *provider, d *day, task int, now time.Time, u Usage) {
 	u, invalid := u.clamp()
 	if invalid {
 		tr.invalidInputs.Add(1)
 	}
 
-	// The token adds repeat counters.addUsage here, where they are inlined,
-	// because this path runs on every request.
-	c := d.counters(task)
-	c.requests.add(1)
+	// This path runs on every request, and dayAt, day.counters and
+	// counters.addUsage are too large to be inlined, so their usual cases
+	// are repeated here.
+	if d == nil {
+		d = p.today.Load()
+		if s := now.Unix(); s < d.start || s >= d.end {
+			d = p.startDay(now)
+		}
+	}
+	c := d.tasks[task].Load()
+	if c == nil {
+		c = d.newCounters(task)
+	}
+	c.requests.inc(1)
 	if u.InputTokens != 0 {
-		c.input.add(u.InputTokens)
+		c.input.inc(u.InputTokens)
 	}
 	if u.OutputTokens != 0 {
-		c.output.add(u.OutputTokens)
+		c.output.inc(u.OutputTokens)
 	}
 	if u.CacheReadTokens != 0 {
-		c.cacheRead.add(u.CacheReadTokens)
+		c.cacheRead.inc(u.CacheReadTokens)
 	}
 	if u.CacheCreationTokens != 0 {
-		c.cacheCreation.add(u.CacheCreationTokens)
+		c.cacheCreation.inc(u.CacheCreationTokens)
 	}
-	requests := d.requests.add(1)
-	tokens := d.tokens.add(u.Total())
+	requests := d.requests.inc(1)
+	tokens := d.tokens.inc(u.Total())
 	if requests >= d.nextRequests.Load() || tokens >= d.nextTokens.Load() {
 		tr.evaluate(p, d, now)
 	}
@@ -469,7 +491,7 @@ func (tr *Tracker) SetLimits(provider string, l Limits) error {
 	if err := l.validate(provider); err != nil {
 		return err
 	}
-	now := tr.clock.Now()
+	now := tr.now()
 	p, err := tr.provider(provider, now)
 	if err != nil {
 		return err

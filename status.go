@@ -39,7 +39,7 @@ func (tr *Tracker) Status(provider string) (Status, error) {
 	if err := checkName("provider", provider); err != nil {
 		return Status{}, err
 	}
-	now := tr.clock.Now()
+	now := tr.now()
 	p, ok := (*tr.providers.Load())[provider]
 	if !ok {
 		date := DateOf(now, tr.loc)
@@ -158,7 +158,7 @@ type DayCounts struct {
 // records, so a record that runs at the same time may be partly included.
 // Within the snapshot, totals always equal the sums of their parts.
 func (tr *Tracker) Snapshot() Snapshot {
-	now := tr.clock.Now()
+	now := tr.now()
 	tr.mu.Lock()
 	taskNames := append([]string(nil), tr.taskNames...)
 	tr.mu.Unlock()

@@ -116,7 +116,7 @@ type deltaKey struct {
 // Now returns the Tracker's clock reading, so that a store dates its
 // exchanges and picks the current days by the same clock as the counts.
 func (s *Shared) Now() time.Time {
-	return s.tr.clock.Now()
+	return s.tr.now()
 }
 
 // Collect returns the changes of this process's counts since the previous
@@ -188,7 +188,7 @@ func (s *Shared) forgetLocked() {
 // It returns an error for an invalid provider name and applies the rest.
 func (s *Shared) SetOthers(others []Others) error {
 	tr := s.tr
-	now := tr.clock.Now()
+	now := tr.now()
 	var firstErr error
 
 	// Add up the entries that land on the same counts first: every name
