@@ -113,8 +113,8 @@ type Tracker struct {
 	// providers maps names to state and tasks maps task names to indexes
 	// into each day's counters. Both are copied on write under mu and read
 	// without it.
-	providers atomic.Pointer[map[string]*provider]
-	tasks     atomic.Pointer[map[string]int]
+	providers atomic.Pointer[nameIndex[*provider]]
+	tasks     atomic.Pointer[nameIndex[int]]
 
 	mu        sync.Mutex // guards adding providers and tasks, and taskNames
 	taskNames []string   // task names by index
@@ -193,9 +193,8 @@ func New(cfg Config) (*Tracker, error) {
 		p.setNextLocked(p.today.Load())
 		providers[pc.Name] = p
 	}
-	tr.providers.Store(&providers)
-	tasks := make(map[string]int)
-	tr.tasks.Store(&tasks)
+	tr.providers.Store(newNameIndex(providers))
+	tr.tasks.Store(newNameIndex(map[string]int{}))
 	if err := tr.store.Attach(&Shared{tr: tr, collected: map[deltaKey]Counts{}}); err != nil {
 		return nil, fmt.Errorf("ccrusage: attaching the store failed: %w", err)
 	}
@@ -248,7 +247,7 @@ func (tr *Tracker) newProvider(name string, loc *time.Location, now time.Time) *
 // provider returns the state of name, creating it on first use. Past
 // MaxProviders, new names map to OverflowName.
 func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
-	if p, ok := (*tr.providers.Load())[name]; ok {
+	if p, ok := tr.providers.Load().get(name); ok {
 		return p, nil
 	}
 	if err := checkName("provider", name); err != nil {
@@ -259,34 +258,29 @@ func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
 
 // validProvider is provider for a name that checkName accepts.
 func (tr *Tracker) validProvider(name string, now time.Time) *provider {
-	if p, ok := (*tr.providers.Load())[name]; ok {
+	if p, ok := tr.providers.Load().get(name); ok {
 		return p
 	}
 
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	old := *tr.providers.Load()
-	if p, ok := old[name]; ok {
+	old := tr.providers.Load()
+	if p, ok := old.m[name]; ok {
 		return p
 	}
 	// A caller may record under OverflowName itself, so its presence does
 	// not mean the bound is reached.
-	if len(old) >= tr.maxProv {
+	if len(old.m) >= tr.maxProv {
 		name = OverflowName
-		if p, ok := old[name]; ok {
+		if p, ok := old.m[name]; ok {
 			return p
 		}
-	}
-	next := make(map[string]*provider, len(old)+1)
-	for k, v := range old {
-		next[k] = v
 	}
 	// Copy the name: a caller's string may be a slice of a large buffer,
 	// such as a request body, which the tracker must not keep alive.
 	name = strings.Clone(name)
 	p := tr.newProvider(name, nil, now)
-	next[name] = p
-	tr.providers.Store(&next)
+	tr.providers.Store(old.with(name, p))
 	return p
 }
 
@@ -296,7 +290,7 @@ func (tr *Tracker) task(name string) (int, error) {
 	if name == "" {
 		name = TaskDefault
 	}
-	if i, ok := (*tr.tasks.Load())[name]; ok {
+	if i, ok := tr.tasks.Load().get(name); ok {
 		return i, nil
 	}
 	if err := checkName("task", name); err != nil {
@@ -305,25 +299,20 @@ func (tr *Tracker) task(name string) (int, error) {
 
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	old := *tr.tasks.Load()
-	if i, ok := old[name]; ok {
+	old := tr.tasks.Load()
+	if i, ok := old.m[name]; ok {
 		return i, nil
 	}
 	if len(tr.taskNames) >= tr.maxTasks {
 		name = OverflowName
-		if i, ok := old[name]; ok {
+		if i, ok := old.m[name]; ok {
 			return i, nil
 		}
 	}
-	next := make(map[string]int, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
 	i := len(tr.taskNames)
 	name = strings.Clone(name) // as in provider, keep no caller's buffer alive
-	next[name] = i
 	tr.taskNames = append(tr.taskNames, name)
-	tr.tasks.Store(&next)
+	tr.tasks.Store(old.with(name, i))
 	return i, nil
 }
 
@@ -341,8 +330,8 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 	if task == "" {
 		task = TaskDefault
 	}
-	ti, tok := (*tr.tasks.Load())[task]
-	p, pok := (*tr.providers.Load())[provider]
+	ti, tok := tr.tasks.Load().get(task)
+	p, pok := tr.providers.Load().get(provider)
 	if !tok || !pok {
 		var err error
 		if p, ti, err = tr.resolve(provider, task, now); err != nil {
@@ -361,8 +350,8 @@ func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int
 	if task == "" {
 		task = TaskDefault
 	}
-	ti, ok := (*tr.tasks.Load())[task]
-	p, pok := (*tr.providers.Load())[provider]
+	ti, ok := tr.tasks.Load().get(task)
+	p, pok := tr.providers.Load().get(provider)
 	if ok && pok {
 		return p, ti, nil
 	}

@@ -40,7 +40,7 @@ func (tr *Tracker) Status(provider string) (Status, error) {
 		return Status{}, err
 	}
 	now := tr.now()
-	p, ok := (*tr.providers.Load())[provider]
+	p, ok := tr.providers.Load().get(provider)
 	if !ok {
 		date := DateOf(now, tr.loc)
 		return Status{
@@ -164,7 +164,7 @@ func (tr *Tracker) Snapshot() Snapshot {
 	tr.mu.Unlock()
 
 	store := tr.store.Status()
-	providers := *tr.providers.Load()
+	providers := tr.providers.Load().m
 	names := make([]string, 0, len(providers))
 	for name := range providers {
 		names = append(names, name)

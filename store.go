@@ -132,7 +132,7 @@ func (s *Shared) Collect() []Delta {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var deltas []Delta
-	for _, p := range *tr.providers.Load() {
+	for _, p := range tr.providers.Load().m {
 		for _, d := range []*day{p.previous.Load(), p.today.Load()} {
 			if d == nil {
 				continue
@@ -165,7 +165,7 @@ func (s *Shared) Collect() []Delta {
 
 // forgetLocked drops collected values of days no provider keeps any more.
 func (s *Shared) forgetLocked() {
-	providers := *s.tr.providers.Load()
+	providers := s.tr.providers.Load().m
 	for key := range s.collected {
 		p, ok := providers[key.provider]
 		if !ok {
@@ -245,7 +245,7 @@ func (s *Shared) SetOthers(others []Others) error {
 // keeps only the current day in the Tracker's zone. A known name, or one
 // past MaxProviders that maps to OverflowName, may keep earlier days too.
 func (tr *Tracker) mayKeep(provider string, date Date, now time.Time) bool {
-	providers := *tr.providers.Load()
+	providers := tr.providers.Load().m
 	if _, ok := providers[provider]; ok || len(providers) >= tr.maxProv {
 		return true
 	}
