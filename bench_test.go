@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ccrusage/ccrusage"
+	"github.com/ccrusage/ccrusage/internal/cputime"
 )
 
 // benchStart is the instant of the benchmarks that use a fixed or manual
@@ -81,17 +82,21 @@ func newBenchTracker(b *testing.B, clock ccrusage.Clock) *ccrusage.Tracker {
 
 // benchShared runs op as the sub-benchmarks "serial" and "parallel". The
 // parallel one calls a single op from GOMAXPROCS goroutines, so they
-// contend for the same state. newOp builds a fresh op for each.
+// contend for the same state. The serial one also reports the CPU time of
+// its thread per op (cputime.Unit), which other jobs on the machine
+// disturb less than wall time. newOp builds a fresh op for each.
 func benchShared(b *testing.B, newOp func(b *testing.B) func() error) {
 	b.Run("serial", func(b *testing.B) {
 		op := newOp(b)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := cputime.Start()
 		for i := 0; i < b.N; i++ {
 			if err := op(); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpu.Stop(b)
 	})
 	b.Run("parallel", func(b *testing.B) {
 		op := newOp(b)

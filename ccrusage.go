@@ -98,6 +98,7 @@ type ProviderConfig struct {
 // each provider's daily limits. Create one with New.
 type Tracker struct {
 	clock     Clock
+	realTime  bool // clock is realClock, which now calls directly
 	sink      AlertSink
 	ppm       thresholdsPPM
 	th        Thresholds // with defaults filled in
@@ -112,8 +113,8 @@ type Tracker struct {
 	// providers maps names to state and tasks maps task names to indexes
 	// into each day's counters. Both are copied on write under mu and read
 	// without it.
-	providers atomic.Pointer[map[string]*provider]
-	tasks     atomic.Pointer[map[string]int]
+	providers atomic.Pointer[nameIndex[*provider]]
+	tasks     atomic.Pointer[nameIndex[int]]
 
 	mu        sync.Mutex // guards adding providers and tasks, and taskNames
 	taskNames []string   // task names by index
@@ -154,6 +155,7 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	if tr.clock == nil {
 		tr.clock = realClock{}
+		tr.realTime = true
 	}
 	if tr.loc == nil {
 		tr.loc = time.UTC
@@ -166,7 +168,7 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	tr.taskSlots = tr.maxTasks + 1
 	tr.requests.New = func() any { return &requestState{tr: tr} }
-	now := tr.clock.Now()
+	now := tr.now()
 	tr.started = now
 
 	providers := make(map[string]*provider, len(cfg.Providers))
@@ -191,9 +193,8 @@ func New(cfg Config) (*Tracker, error) {
 		p.setNextLocked(p.today.Load())
 		providers[pc.Name] = p
 	}
-	tr.providers.Store(&providers)
-	tasks := make(map[string]int)
-	tr.tasks.Store(&tasks)
+	tr.providers.Store(newNameIndex(providers))
+	tr.tasks.Store(newNameIndex(map[string]int{}))
 	if err := tr.store.Attach(&Shared{tr: tr, collected: map[deltaKey]Counts{}}); err != nil {
 		return nil, fmt.Errorf("ccrusage: attaching the store failed: %w", err)
 	}
@@ -246,7 +247,7 @@ func (tr *Tracker) newProvider(name string, loc *time.Location, now time.Time) *
 // provider returns the state of name, creating it on first use. Past
 // MaxProviders, new names map to OverflowName.
 func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
-	if p, ok := (*tr.providers.Load())[name]; ok {
+	if p, ok := tr.providers.Load().get(name); ok {
 		return p, nil
 	}
 	if err := checkName("provider", name); err != nil {
@@ -257,34 +258,29 @@ func (tr *Tracker) provider(name string, now time.Time) (*provider, error) {
 
 // validProvider is provider for a name that checkName accepts.
 func (tr *Tracker) validProvider(name string, now time.Time) *provider {
-	if p, ok := (*tr.providers.Load())[name]; ok {
+	if p, ok := tr.providers.Load().get(name); ok {
 		return p
 	}
 
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	old := *tr.providers.Load()
-	if p, ok := old[name]; ok {
+	old := tr.providers.Load()
+	if p, ok := old.m[name]; ok {
 		return p
 	}
 	// A caller may record under OverflowName itself, so its presence does
 	// not mean the bound is reached.
-	if len(old) >= tr.maxProv {
+	if len(old.m) >= tr.maxProv {
 		name = OverflowName
-		if p, ok := old[name]; ok {
+		if p, ok := old.m[name]; ok {
 			return p
 		}
-	}
-	next := make(map[string]*provider, len(old)+1)
-	for k, v := range old {
-		next[k] = v
 	}
 	// Copy the name: a caller's string may be a slice of a large buffer,
 	// such as a request body, which the tracker must not keep alive.
 	name = strings.Clone(name)
 	p := tr.newProvider(name, nil, now)
-	next[name] = p
-	tr.providers.Store(&next)
+	tr.providers.Store(old.with(name, p))
 	return p
 }
 
@@ -294,7 +290,7 @@ func (tr *Tracker) task(name string) (int, error) {
 	if name == "" {
 		name = TaskDefault
 	}
-	if i, ok := (*tr.tasks.Load())[name]; ok {
+	if i, ok := tr.tasks.Load().get(name); ok {
 		return i, nil
 	}
 	if err := checkName("task", name); err != nil {
@@ -303,25 +299,20 @@ func (tr *Tracker) task(name string) (int, error) {
 
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	old := *tr.tasks.Load()
-	if i, ok := old[name]; ok {
+	old := tr.tasks.Load()
+	if i, ok := old.m[name]; ok {
 		return i, nil
 	}
 	if len(tr.taskNames) >= tr.maxTasks {
 		name = OverflowName
-		if i, ok := old[name]; ok {
+		if i, ok := old.m[name]; ok {
 			return i, nil
 		}
 	}
-	next := make(map[string]int, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
 	i := len(tr.taskNames)
 	name = strings.Clone(name) // as in provider, keep no caller's buffer alive
-	next[name] = i
 	tr.taskNames = append(tr.taskNames, name)
-	tr.tasks.Store(&next)
+	tr.tasks.Store(old.with(name, i))
 	return i, nil
 }
 
@@ -333,12 +324,21 @@ func (tr *Tracker) task(name string) (int, error) {
 // name is invalid (see ErrInvalidName). Negative token counts are recorded as
 // zero and counted in Snapshot.InvalidInputs.
 func (tr *Tracker) Record(provider, task string, u Usage) error {
-	now := tr.clock.Now()
-	p, ti, err := tr.resolve(provider, task, now)
-	if err != nil {
-		return err
+	now := tr.now()
+	// The lookups of resolve, repeated here for the usual case of two known
+	// names: that saves a call on every request.
+	if task == "" {
+		task = TaskDefault
 	}
-	tr.addServed(p, p.dayAt(now), ti, now, u)
+	ti, tok := tr.tasks.Load().get(task)
+	p, pok := tr.providers.Load().get(provider)
+	if !tok || !pok {
+		var err error
+		if p, ti, err = tr.resolve(provider, task, now); err != nil {
+			return err
+		}
+	}
+	tr.addServed(p, nil, ti, now, u)
 	return nil
 }
 
@@ -346,12 +346,12 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int, error) {
 	// Both names are usually in the maps already. Look them up here, and
 	// call task and provider, which add missing names, only when one is
-	// missing: that saves two calls on every request.
+	// missing: that saves two calls.
 	if task == "" {
 		task = TaskDefault
 	}
-	ti, ok := (*tr.tasks.Load())[task]
-	p, pok := (*tr.providers.Load())[provider]
+	ti, ok := tr.tasks.Load().get(task)
+	p, pok := tr.providers.Load().get(provider)
 	if ok && pok {
 		return p, ti, nil
 	}
@@ -385,7 +385,7 @@ type Handle struct {
 // Handle returns the Handle for provider and task, adding the names as
 // Record would. It fails as Record does on invalid names.
 func (tr *Tracker) Handle(provider, task string) (Handle, error) {
-	p, ti, err := tr.resolve(provider, task, tr.clock.Now())
+	p, ti, err := tr.resolve(provider, task, tr.now())
 	if err != nil {
 		return Handle{}, err
 	}
@@ -395,35 +395,46 @@ func (tr *Tracker) Handle(provider, task string) (Handle, error) {
 // Record counts one served request with its actual usage, as
 // Tracker.Record does.
 func (h Handle) Record(u Usage) {
-	now := h.tr.clock.Now()
-	h.tr.addServed(h.p, h.p.dayAt(now), h.task, now, u)
+	now := h.tr.now()
+	h.tr.addServed(h.p, nil, h.task, now, u)
 }
 
-// addServed counts one served request with usage u on day d of p.
+// addServed counts one served request with usage u on day d of p, or on
+// p's day at now if d is nil.
 func (tr *Tracker) addServed(p *provider, d *day, task int, now time.Time, u Usage) {
 	u, invalid := u.clamp()
 	if invalid {
 		tr.invalidInputs.Add(1)
 	}
 
-	// The token adds repeat counters.addUsage here, where they are inlined,
-	// because this path runs on every request.
-	c := d.counters(task)
-	c.requests.add(1)
+	// This path runs on every request, and dayAt, day.counters and
+	// counters.addUsage are too large to be inlined, so their usual cases
+	// are repeated here.
+	if d == nil {
+		d = p.today.Load()
+		if s := now.Unix(); s < d.start || s >= d.end {
+			d = p.startDay(now)
+		}
+	}
+	c := d.tasks[task].Load()
+	if c == nil {
+		c = d.newCounters(task)
+	}
+	c.requests.inc(1)
 	if u.InputTokens != 0 {
-		c.input.add(u.InputTokens)
+		c.input.inc(u.InputTokens)
 	}
 	if u.OutputTokens != 0 {
-		c.output.add(u.OutputTokens)
+		c.output.inc(u.OutputTokens)
 	}
 	if u.CacheReadTokens != 0 {
-		c.cacheRead.add(u.CacheReadTokens)
+		c.cacheRead.inc(u.CacheReadTokens)
 	}
 	if u.CacheCreationTokens != 0 {
-		c.cacheCreation.add(u.CacheCreationTokens)
+		c.cacheCreation.inc(u.CacheCreationTokens)
 	}
-	requests := d.requests.add(1)
-	tokens := d.tokens.add(u.Total())
+	requests := d.requests.inc(1)
+	tokens := d.tokens.inc(u.Total())
 	if requests >= d.nextRequests.Load() || tokens >= d.nextTokens.Load() {
 		tr.evaluate(p, d, now)
 	}
@@ -469,7 +480,7 @@ func (tr *Tracker) SetLimits(provider string, l Limits) error {
 	if err := l.validate(provider); err != nil {
 		return err
 	}
-	now := tr.clock.Now()
+	now := tr.now()
 	p, err := tr.provider(provider, now)
 	if err != nil {
 		return err

@@ -50,32 +50,61 @@ func addSaturating(a, b int64) int64 {
 // counter is a daily count that saturates at math.MaxInt64 instead of
 // wrapping. Once saturated it stays there, because the true value is no
 // longer known.
+//
+// inc adds with one atomic add and repairs an overflow afterwards. In
+// between, the stored value is negative, which readers take as saturated,
+// or small if adds on other goroutines carried it past zero again. This
+// happens only while a count passes math.MaxInt64.
 type counter struct{ v atomic.Int64 }
+
+// inc adds delta, which must not be negative, and returns the new value.
+func (c *counter) inc(delta int64) int64 {
+	// Without overflow the sum is at least delta. A smaller one means this
+	// add or an earlier one passed math.MaxInt64.
+	if n := c.v.Add(delta); n >= delta {
+		return n
+	}
+	return c.saturate()
+}
+
+// saturate stores math.MaxInt64 after an overflow. Every add that detects
+// the overflow stores it, so the counter ends saturated even when adds on
+// other goroutines ran in between.
+func (c *counter) saturate() int64 {
+	c.v.Store(math.MaxInt64)
+	return math.MaxInt64
+}
 
 // add adds delta, which may be negative, keeping the value within
 // [0, math.MaxInt64], and returns the new value.
 func (c *counter) add(delta int64) int64 {
+	if delta >= 0 {
+		return c.inc(delta)
+	}
+	return c.sub(delta)
+}
+
+// sub is add for a negative delta: it stops at zero, and leaves a
+// saturated counter saturated.
+func (c *counter) sub(delta int64) int64 {
 	for {
 		old := c.v.Load()
-		if old == math.MaxInt64 || delta == 0 {
-			return old
+		if old < 0 || old == math.MaxInt64 {
+			return math.MaxInt64
 		}
-		var next int64
-		switch {
-		case delta > 0:
-			next = addSaturating(old, delta)
-		case delta < -old:
-			next = 0
-		default:
-			next = old + delta
-		}
+		next := max(old+delta, 0) // old >= 0 and delta < 0: no overflow
 		if c.v.CompareAndSwap(old, next) {
 			return next
 		}
 	}
 }
 
-func (c *counter) load() int64 { return c.v.Load() }
+func (c *counter) load() int64 {
+	if v := c.v.Load(); v >= 0 {
+		return v
+	}
+	return math.MaxInt64
+}
 
 // counters are the counts of one provider and task type on one day.
 type counters struct {
@@ -102,16 +131,16 @@ type counters struct {
 // typical record costs two atomic operations, not four.
 func (c *counters) addUsage(u Usage) {
 	if u.InputTokens != 0 {
-		c.input.add(u.InputTokens)
+		c.input.inc(u.InputTokens)
 	}
 	if u.OutputTokens != 0 {
-		c.output.add(u.OutputTokens)
+		c.output.inc(u.OutputTokens)
 	}
 	if u.CacheReadTokens != 0 {
-		c.cacheRead.add(u.CacheReadTokens)
+		c.cacheRead.inc(u.CacheReadTokens)
 	}
 	if u.CacheCreationTokens != 0 {
-		c.cacheCreation.add(u.CacheCreationTokens)
+		c.cacheCreation.inc(u.CacheCreationTokens)
 	}
 }
 

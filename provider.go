@@ -97,6 +97,11 @@ func (d *day) counters(i int) *counters {
 	if c := d.tasks[i].Load(); c != nil {
 		return c
 	}
+	return d.newCounters(i)
+}
+
+// newCounters is counters for a task with none yet.
+func (d *day) newCounters(i int) *counters {
 	c := new(counters)
 	if d.tasks[i].CompareAndSwap(nil, c) {
 		return c
@@ -112,10 +117,14 @@ func (p *provider) dayAt(now time.Time) *day {
 	if s := now.Unix(); s >= d.start && s < d.end {
 		return d
 	}
+	return p.startDay(now)
+}
 
+// startDay is dayAt for a time outside the current day.
+func (p *provider) startDay(now time.Time) *day {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d = p.today.Load()
+	d := p.today.Load()
 	date := DateOf(now, p.loc)
 	if !d.date.Before(date) {
 		return d

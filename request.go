@@ -45,7 +45,7 @@ type requestState struct {
 // Begin fails as Tracker.Record does on invalid names. A negative estimate
 // is recorded as zero and counted in Snapshot.InvalidInputs.
 func (tr *Tracker) Begin(provider, task string, estimate int64) (Request, error) {
-	now := tr.clock.Now()
+	now := tr.now()
 	p, ti, err := tr.resolve(provider, task, now)
 	if err != nil {
 		return Request{}, err
@@ -55,7 +55,7 @@ func (tr *Tracker) Begin(provider, task string, estimate int64) (Request, error)
 
 // Begin records one request before it is sent, as Tracker.Begin does.
 func (h Handle) Begin(estimate int64) Request {
-	return h.tr.begin(h.p, h.task, h.tr.clock.Now(), estimate)
+	return h.tr.begin(h.p, h.task, h.tr.now(), estimate)
 }
 
 func (tr *Tracker) begin(p *provider, task int, now time.Time, estimate int64) Request {
@@ -66,10 +66,10 @@ func (tr *Tracker) begin(p *provider, task int, now time.Time, estimate int64) R
 
 	d := p.dayAt(now)
 	c := d.counters(task)
-	c.requests.add(1)
-	c.estimated.add(estimate)
-	requests := d.requests.add(1)
-	tokens := d.tokens.add(estimate)
+	c.requests.inc(1)
+	c.estimated.inc(estimate)
+	requests := d.requests.inc(1)
+	tokens := d.tokens.inc(estimate)
 	if requests >= d.nextRequests.Load() || tokens >= d.nextTokens.Load() {
 		tr.evaluate(p, d, now)
 	}
@@ -120,7 +120,7 @@ func (s *requestState) finish(u Usage) {
 	c.estimated.add(-estimate)
 	c.addUsage(u)
 	tokens := d.tokens.add(u.Total() - estimate)
-	now := tr.clock.Now()
+	now := tr.now()
 	tr.settled(p, d, now)
 	if tokens >= d.nextTokens.Load() {
 		tr.evaluate(p, d, now)
@@ -138,8 +138,8 @@ func (r Request) FinishUnknown() error {
 	tr, p, d, c := s.tr, s.p, s.d, s.c
 	s.release()
 
-	c.unknownUsage.add(1)
-	tr.settled(p, d, tr.clock.Now())
+	c.unknownUsage.inc(1)
+	tr.settled(p, d, tr.now())
 	return nil
 }
 
@@ -166,7 +166,7 @@ func (r Request) fail(fallback bool) error {
 	estimate := s.estimate
 	s.release()
 
-	tr.failed(p, d, c, estimate, fallback, tr.clock.Now())
+	tr.failed(p, d, c, estimate, fallback, tr.now())
 	return nil
 }
 
@@ -174,9 +174,9 @@ func (r Request) fail(fallback bool) error {
 func (tr *Tracker) failed(p *provider, d *day, c *counters, estimate int64, fallback bool, now time.Time) {
 	c.requests.add(-1)
 	c.estimated.add(-estimate)
-	c.failures.add(1)
+	c.failures.inc(1)
 	if fallback {
-		c.fallbacks.add(1)
+		c.fallbacks.inc(1)
 	}
 	d.requests.add(-1)
 	d.tokens.add(-estimate)
@@ -206,7 +206,7 @@ func (r Request) FinishOn(provider string, u Usage) error {
 		return ErrRequestDone
 	}
 	tr := s.tr
-	now := tr.clock.Now()
+	now := tr.now()
 	served := tr.validProvider(provider, now)
 	if served == s.p {
 		s.finish(u)

@@ -39,8 +39,8 @@ func (tr *Tracker) Status(provider string) (Status, error) {
 	if err := checkName("provider", provider); err != nil {
 		return Status{}, err
 	}
-	now := tr.clock.Now()
-	p, ok := (*tr.providers.Load())[provider]
+	now := tr.now()
+	p, ok := tr.providers.Load().get(provider)
 	if !ok {
 		date := DateOf(now, tr.loc)
 		return Status{
@@ -158,13 +158,13 @@ type DayCounts struct {
 // records, so a record that runs at the same time may be partly included.
 // Within the snapshot, totals always equal the sums of their parts.
 func (tr *Tracker) Snapshot() Snapshot {
-	now := tr.clock.Now()
+	now := tr.now()
 	tr.mu.Lock()
 	taskNames := append([]string(nil), tr.taskNames...)
 	tr.mu.Unlock()
 
 	store := tr.store.Status()
-	providers := *tr.providers.Load()
+	providers := tr.providers.Load().m
 	names := make([]string, 0, len(providers))
 	for name := range providers {
 		names = append(names, name)

@@ -116,7 +116,7 @@ type deltaKey struct {
 // Now returns the Tracker's clock reading, so that a store dates its
 // exchanges and picks the current days by the same clock as the counts.
 func (s *Shared) Now() time.Time {
-	return s.tr.clock.Now()
+	return s.tr.now()
 }
 
 // Collect returns the changes of this process's counts since the previous
@@ -132,7 +132,7 @@ func (s *Shared) Collect() []Delta {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var deltas []Delta
-	for _, p := range *tr.providers.Load() {
+	for _, p := range tr.providers.Load().m {
 		for _, d := range []*day{p.previous.Load(), p.today.Load()} {
 			if d == nil {
 				continue
@@ -165,7 +165,7 @@ func (s *Shared) Collect() []Delta {
 
 // forgetLocked drops collected values of days no provider keeps any more.
 func (s *Shared) forgetLocked() {
-	providers := *s.tr.providers.Load()
+	providers := s.tr.providers.Load().m
 	for key := range s.collected {
 		p, ok := providers[key.provider]
 		if !ok {
@@ -188,7 +188,7 @@ func (s *Shared) forgetLocked() {
 // It returns an error for an invalid provider name and applies the rest.
 func (s *Shared) SetOthers(others []Others) error {
 	tr := s.tr
-	now := tr.clock.Now()
+	now := tr.now()
 	var firstErr error
 
 	// Add up the entries that land on the same counts first: every name
@@ -245,7 +245,7 @@ func (s *Shared) SetOthers(others []Others) error {
 // keeps only the current day in the Tracker's zone. A known name, or one
 // past MaxProviders that maps to OverflowName, may keep earlier days too.
 func (tr *Tracker) mayKeep(provider string, date Date, now time.Time) bool {
-	providers := *tr.providers.Load()
+	providers := tr.providers.Load().m
 	if _, ok := providers[provider]; ok || len(providers) >= tr.maxProv {
 		return true
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ccrusage/ccrusage"
+	"github.com/ccrusage/ccrusage/internal/cputime"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,17 +34,20 @@ var (
 )
 
 // benchShared runs op as the sub-benchmarks "serial" and "parallel". The
-// parallel one calls a single op from GOMAXPROCS goroutines.
+// parallel one calls a single op from GOMAXPROCS goroutines, and the serial
+// one also reports the CPU time of its thread per op.
 func benchShared(b *testing.B, newOp func(b *testing.B) func() error) {
 	b.Run("serial", func(b *testing.B) {
 		op := newOp(b)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := cputime.Start()
 		for i := 0; i < b.N; i++ {
 			if err := op(); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpu.Stop(b)
 	})
 	b.Run("parallel", func(b *testing.B) {
 		op := newOp(b)
