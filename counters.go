@@ -51,20 +51,58 @@ func addSaturating(a, b int64) int64 {
 // wrapping. Once saturated it stays there, because the true value is no
 // longer known.
 //
-// inc adds with one atomic add and repairs an overflow afterwards. In
-// between, the stored value is negative, which readers take as saturated,
-// or small if adds on other goroutines carried it past zero again. This
-// happens only while a count passes math.MaxInt64.
+// inc adds a delta below maxAtomicDelta with one atomic add and repairs an
+// overflow afterwards. In between, the stored value is negative, which
+// readers take as saturated. This happens only while a count passes
+// math.MaxInt64.
 type counter struct{ v atomic.Int64 }
 
+// maxAtomicDelta bounds the deltas that inc adds with one atomic add.
+//
+// An add that wraps leaves a value below math.MinInt64+maxAtomicDelta, and
+// every add that lands on a negative value stores math.MaxInt64 right
+// after. Carrying the value back to zero or above, where readers take it
+// for a true count, would need 2^31 more adds between one wrap and the next
+// store: 2^31 goroutines paused inside inc at once. Two overlapping adds of
+// 2^62 would suffice, so incSlow adds larger deltas without wrapping.
+const maxAtomicDelta = 1 << 32
+
 // inc adds delta, which must not be negative, and returns the new value.
-func (c *counter) inc(delta int64) int64 {
-	// Without overflow the sum is at least delta. A smaller one means this
-	// add or an earlier one passed math.MaxInt64.
-	if n := c.v.Add(delta); n >= delta {
-		return n
+// The record path calls it several times, so it is kept small enough for
+// the compiler to inline: with Go 1.26 its cost is 80, the budget's limit.
+func (c *counter) inc(delta int64) (n int64) {
+	if delta < maxAtomicDelta {
+		// Without overflow the sum is at least delta. A smaller one means
+		// this add or an earlier one passed math.MaxInt64.
+		if n = c.v.Add(delta); n >= delta {
+			return
+		}
 	}
-	return c.saturate()
+	return c.incSlow(delta)
+}
+
+// incSlow repairs the counter after an add in inc wrapped it, or adds a
+// delta of maxAtomicDelta or more with a compare-and-swap, which never
+// wraps the value. It is not inlined, because that would push inc past the
+// inlining budget.
+//
+//go:noinline
+func (c *counter) incSlow(delta int64) int64 {
+	if delta < maxAtomicDelta {
+		return c.saturate()
+	}
+	for {
+		old := c.v.Load()
+		if old < 0 {
+			// An add in inc wrapped the value, and its caller stores
+			// math.MaxInt64 next.
+			return math.MaxInt64
+		}
+		next := addSaturating(old, delta)
+		if c.v.CompareAndSwap(old, next) {
+			return next
+		}
+	}
 }
 
 // saturate stores math.MaxInt64 after an overflow. Every add that detects
