@@ -439,8 +439,8 @@ type retainedMemory struct {
 // measureRetainedMemory fills a Tracker with the default name bounds to the
 // limit: DefaultMaxProviders names plus one that lands in OverflowName, and
 // DefaultMaxTasks plus one likewise, each pair recorded on three days in a
-// row. The names are allocated before the first reading, so their bytes
-// are not counted.
+// row. The caller's name strings are allocated before the first reading,
+// but the tracker's own copy of each name is counted.
 func measureRetainedMemory(b *testing.B) retainedMemory {
 	b.Helper()
 	providers := make([]string, ccrusage.DefaultMaxProviders+1)

@@ -98,7 +98,7 @@ type ProviderConfig struct {
 // each provider's daily limits. Create one with New.
 type Tracker struct {
 	clock     Clock
-	realTime  bool // clock is realClock, which now calls directly
+	realTime  bool // true when clock is realClock, so Tracker.now calls time.Now itself
 	sink      AlertSink
 	ppm       thresholdsPPM
 	th        Thresholds // with defaults filled in

@@ -23,7 +23,8 @@ type nameSlot[V any] struct {
 	value V
 }
 
-// probeLimit is the number of slots a name may take from its hash on.
+// probeLimit is the number of consecutive slots, from a name's home slot
+// on, that place and get probe.
 const probeLimit = 4
 
 // newNameIndex returns the index of the names in m. It keeps m, which the

@@ -100,7 +100,8 @@ func (d *day) counters(i int) *counters {
 	return d.newCounters(i)
 }
 
-// newCounters is counters for a task with none yet.
+// newCounters stores new counters for task index i and returns them, or
+// returns those that another goroutine stored first.
 func (d *day) newCounters(i int) *counters {
 	c := new(counters)
 	if d.tasks[i].CompareAndSwap(nil, c) {
@@ -120,7 +121,8 @@ func (p *provider) dayAt(now time.Time) *day {
 	return p.startDay(now)
 }
 
-// startDay is dayAt for a time outside the current day.
+// startDay is dayAt for a time outside the current day: it starts the day
+// of now, or returns the current day unchanged if now is before it.
 func (p *provider) startDay(now time.Time) *day {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -110,8 +110,9 @@ echo "== targets (ratios of medians)"
 		}
 		for (k in v) {
 			split(k, part, " ")
-			# Only the benchmarks of the tracker itself have this target.
-			if (part[1] != "core" || part[2] !~ /\/serial$/ || part[2] ~ /^(ClockRead|Floor|NaiveRecord)\//) {
+			# Only the benchmarks of the tracker itself have this target, not
+			# the baselines or the HTTP clients of the Transport benchmarks.
+			if (part[1] != "core" || part[2] !~ /\/serial$/ || part[2] ~ /^(ClockRead|Floor|NaiveRecord|Transport)\//) {
 				continue
 			}
 			name = part[2]

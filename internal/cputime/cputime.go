@@ -11,7 +11,8 @@ import (
 // Unit is the unit of the metric that Stop reports.
 const Unit = "cpu-ns/op"
 
-// Timer measures the CPU time of the OS thread it was started on.
+// Timer is a measurement of the CPU time of the OS thread it was started
+// on.
 type Timer struct {
 	start time.Duration
 	ok    bool
