@@ -264,13 +264,13 @@ func newCoarseClock(tick time.Duration) *coarseClock {
 	c.now.Store(&now)
 	go func() {
 		defer close(c.done)
-		t := time.NewTicker(tick)
-		defer t.Stop()
+		ticker := time.NewTicker(tick)
+		defer ticker.Stop()
 		for {
 			select {
 			case <-c.stop:
 				return
-			case now := <-t.C:
+			case now := <-ticker.C:
 				c.now.Store(&now)
 			}
 		}
