@@ -2,12 +2,17 @@ package ccrusage
 
 import (
 	"context"
+	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // maxJSONDepth is the deepest nesting of arrays and objects that
@@ -222,4 +227,66 @@ func TestTransportSSEJSONEdges(t *testing.T) {
 			})
 		})
 	}
+}
+
+// FuzzTransportJSONResponse sends each input as a JSON response through
+// Transport, with its length declared or chunked, and checks that the
+// Tracker's counts are those that decodeMessage, the encoding/json
+// reference in jsonscan_test.go, gives. Transport has no Config, so the
+// usage stays on ProviderUnknown whatever model the response names.
+func FuzzTransportJSONResponse(f *testing.F) {
+	for _, seed := range jsonScanSeeds {
+		f.Add([]byte(seed), false)
+		f.Add([]byte(seed), true)
+	}
+	var mu sync.Mutex // guards reply and chunked
+	var reply []byte
+	var chunked bool
+	ccr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		body, flush := reply, chunked
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if !flush {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		half := len(body) / 2
+		_, _ = w.Write(body[:half])
+		if flush {
+			w.(http.Flusher).Flush()
+		}
+		_, _ = w.Write(body[half:])
+	}))
+	defer ccr.Close()
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+
+	f.Fuzz(func(t *testing.T, body []byte, flush bool) {
+		mu.Lock()
+		reply, chunked = body, flush
+		mu.Unlock()
+		tr, err := New(Config{Clock: NewManualClock(base)})
+		require.NoError(t, err)
+		client := &http.Client{Transport: &Transport{Tracker: tr, Base: transport}}
+
+		resp, got := post(t, context.Background(), client, ccr.URL+"/v1/messages", messagesBody("claude-sonnet-4"))
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, body, got)
+
+		c := taskCounts(t, tr, ProviderUnknown, TaskDefault)
+		want := decodeMessage(body).usage
+		if !want.billable() {
+			require.Equal(t, int64(1), c.UnknownUsage, "unknown usage")
+			return
+		}
+		u, _ := want.usage().clamp()
+		require.Zero(t, c.UnknownUsage, "unknown usage")
+		require.Equal(t, u, Usage{
+			InputTokens:         c.InputTokens,
+			OutputTokens:        c.OutputTokens,
+			CacheReadTokens:     c.CacheReadTokens,
+			CacheCreationTokens: c.CacheCreationTokens,
+		})
+	})
 }
