@@ -208,13 +208,15 @@ func (tp *Transport) readBody(req *http.Request) (out *http.Request, body []byte
 // readAllSized reads r to its end as io.ReadAll does, but starts with a
 // buffer of size+1 bytes when size is positive, so that a body of the
 // declared length is read into one allocation. The extra byte lets the
-// final read return io.EOF without growing the buffer. A size that is
-// wrong costs only the growth that io.ReadAll would make.
+// final read return io.EOF without growing the buffer. The initial buffer
+// is at most maxPresizeBytes+1, because size comes from the caller's
+// Content-Length and may be far above the body that follows. A longer
+// body grows the buffer as io.ReadAll would.
 func readAllSized(r io.Reader, size int64) ([]byte, error) {
-	if size <= 0 || size >= math.MaxInt32 {
+	if size <= 0 {
 		return io.ReadAll(r)
 	}
-	buf := make([]byte, 0, size+1)
+	buf := make([]byte, 0, min(size, maxPresizeBytes)+1)
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

@@ -191,9 +191,9 @@ type jsonScanner struct {
 	overflow bool
 }
 
-// maxPresizeBytes bounds the buffer that jsonScanner allocates up front
-// from a response's declared length, so that a length far larger than
-// the body that follows costs no more than this.
+// maxPresizeBytes bounds the buffers that Transport allocates up front
+// from a request's or a response's declared length, so that a length far
+// larger than the body that follows costs no more than this.
 const maxPresizeBytes = 1 << 20
 
 // newJSONScanner returns a jsonScanner that keeps up to max bytes. A
