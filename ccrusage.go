@@ -334,7 +334,7 @@ func (tr *Tracker) Record(provider, task string, u Usage) error {
 	p, pok := tr.providers.Load().get(provider)
 	if !tok || !pok {
 		var err error
-		if p, ti, err = tr.resolve(provider, task, now); err != nil {
+		if p, ti, err = tr.addNames(provider, task, now); err != nil {
 			return err
 		}
 	}
@@ -355,7 +355,13 @@ func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int
 	if ok && pok {
 		return p, ti, nil
 	}
+	return tr.addNames(provider, task, now)
+}
 
+// addNames is resolve for names of which one or both may be new: it adds
+// them, or returns an error wrapping ErrInvalidName. task must not be
+// empty.
+func (tr *Tracker) addNames(provider, task string, now time.Time) (*provider, int, error) {
 	// Check the provider name before adding the task name, so that a
 	// rejected call takes none of the MaxTasks slots.
 	if err := checkName("provider", provider); err != nil {
@@ -365,7 +371,7 @@ func (tr *Tracker) resolve(provider, task string, now time.Time) (*provider, int
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err = tr.provider(provider, now)
+	p, err := tr.provider(provider, now)
 	if err != nil {
 		return nil, 0, err
 	}

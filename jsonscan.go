@@ -121,6 +121,26 @@ func keyMatches(key []byte, name string) bool {
 	return ok && bytes.EqualFold([]byte(s), []byte(name))
 }
 
+// readMembers stores in values[i] the value of the last member of the JSON
+// object obj whose key matches names[i] as encoding/json matches struct
+// fields (see keyMatches). values must be as long as names. A value stays
+// nil when no key matches it or when obj is not an object.
+func readMembers(obj []byte, names []string, values [][]byte) {
+	r, ok := newObjectReader(obj)
+	for ok {
+		var key, value []byte
+		if key, value, ok = r.next(); !ok {
+			return
+		}
+		for i, name := range names {
+			if keyMatches(key, name) {
+				values[i] = value
+				break
+			}
+		}
+	}
+}
+
 // skipValue returns the offset just past the JSON value that starts at
 // data[i].
 func skipValue(data []byte, i int) int {

@@ -149,22 +149,9 @@ func (s *sseScanner) handleEvent(data []byte) {
 
 	// Keys match as encoding/json matches struct fields, ignoring case,
 	// and the last of duplicate keys wins.
-	var rawType, message, usage []byte
-	obj, ok := newObjectReader(data)
-	for ok {
-		var key, value []byte
-		if key, value, ok = obj.next(); !ok {
-			break
-		}
-		switch {
-		case keyMatches(key, "type"):
-			rawType = value
-		case keyMatches(key, "message"):
-			message = value
-		case keyMatches(key, "usage"):
-			usage = value
-		}
-	}
+	var values [3][]byte
+	readMembers(data, eventMembers[:], values[:])
+	rawType, message, usage := values[0], values[1], values[2]
 
 	typ, _ := jsonString(rawType)
 	switch typ {
@@ -184,6 +171,9 @@ func (s *sseScanner) result() responseInfo {
 	s.dispatch()
 	return responseInfo{model: s.model, usage: mergeStreamUsage(s.start, s.delta)}
 }
+
+// eventMembers are the keys of a stream event that handleEvent reads.
+var eventMembers = [3]string{"type", "message", "usage"}
 
 // isEventStream reports whether h declares a text/event-stream body.
 func isEventStream(h http.Header) bool {

@@ -86,19 +86,7 @@ var usageFields = [usageKinds]string{
 // duplicate keys wins.
 func parseUsage(raw json.RawMessage) reportedUsage {
 	var values [usageKinds][]byte
-	obj, ok := newObjectReader(raw)
-	for ok {
-		var key, value []byte
-		if key, value, ok = obj.next(); !ok {
-			break
-		}
-		for kind, name := range usageFields {
-			if keyMatches(key, name) {
-				values[kind] = value
-				break
-			}
-		}
-	}
+	readMembers(raw, usageFields[:], values[:])
 
 	var u reportedUsage
 	for kind, value := range values {
@@ -138,21 +126,14 @@ func tokenCount(raw json.RawMessage) (int64, bool) {
 // matches struct fields, ignoring case, and the last of duplicate keys
 // wins.
 func messageFields(msg []byte) (model, usage []byte) {
-	obj, ok := newObjectReader(msg)
-	for ok {
-		var key, value []byte
-		if key, value, ok = obj.next(); !ok {
-			break
-		}
-		switch {
-		case keyMatches(key, "model"):
-			model = value
-		case keyMatches(key, "usage"):
-			usage = value
-		}
-	}
-	return model, usage
+	var values [2][]byte
+	readMembers(msg, messageMembers[:], values[:])
+	return values[0], values[1]
 }
+
+// messageMembers are the keys that messageFields reads, in its result
+// order.
+var messageMembers = [2]string{"model", "usage"}
 
 // responseInfo is the model and usage that a response body reports.
 type responseInfo struct {
