@@ -33,7 +33,9 @@ type Alert struct {
 	// Level is the new level. For a health alert it is LevelCritical when
 	// claude-code-router became unavailable and LevelInfo when it recovered.
 	Level Level
-	// Previous is the level last announced before this one.
+	// Previous is the level last announced before this one, or LevelInfo
+	// when none was: the first quota alert of a provider, and the first
+	// health alert after the health checker's state was unknown.
 	Previous Level
 	// Requests and Tokens are the provider's daily quotas at the moment of
 	// the change. They are zero in a health alert.
@@ -48,7 +50,8 @@ type Alert struct {
 	// change was seen.
 	Time time.Time
 	// Message is a one-line description for people, such as
-	// "deepseek is WARNING: requests 80.0% of 100".
+	// "deepseek is WARNING (was INFO): requests 80.0% of 100, tokens 1295
+	// (unlimited)".
 	Message string
 }
 

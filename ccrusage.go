@@ -379,8 +379,8 @@ func (tr *Tracker) addNames(provider, task string, now time.Time) (*provider, in
 }
 
 // Handle is a pre-resolved (provider, task) pair. Recording through a Handle
-// skips the name lookups of Tracker.Record. The zero Handle is not usable;
-// get one from Tracker.Handle. A Handle is safe for concurrent use and stays
+// skips the name lookups of Tracker.Record. The zero Handle is not usable,
+// and its methods panic: get one from Tracker.Handle. A Handle is safe for concurrent use and stays
 // valid for the Tracker's lifetime.
 type Handle struct {
 	tr   *Tracker

@@ -8,7 +8,8 @@ import (
 // Clock returns the current time. A Tracker reads it once per call and
 // derives every calendar day from the result, so a Clock is all a test needs
 // to move a Tracker across midnight. A nil Clock in Config means the real
-// clock.
+// clock. Every goroutine that records calls Now, so it must be safe for
+// concurrent use, and it runs on every record, so it should be cheap.
 type Clock interface {
 	Now() time.Time
 }

@@ -156,8 +156,8 @@ var classifiedFields = [...]string{"model", "messages", "system", "tools", "thin
 // requestFields returns the members of a request body that classify
 // reads, as json.Unmarshal into a map[string]json.RawMessage would give
 // them: keys match exactly once unescaped, and the last of duplicate keys
-// wins. The values are slices of body, not copies. It reports false when
-// body is not valid JSON or not an object.
+// wins (a fuzz test compares the two). The values are slices of body, not
+// copies. It reports false when body is not valid JSON or not an object.
 func requestFields(body []byte) (map[string]json.RawMessage, bool) {
 	if !json.Valid(body) {
 		return nil, false
